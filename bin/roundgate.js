@@ -3,7 +3,7 @@
 import { main } from '../dist/broker/cli.js'
 
 main(process.argv.slice(2)).then((code) => {
-  if (typeof code === 'number') process.exitCode = code
+  process.exit(typeof code === "number" ? code : 0)
 }, (err) => {
   console.error(err && err.stack ? err.stack : String(err))
   process.exitCode = 1

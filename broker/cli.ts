@@ -1,0 +1,84 @@
+// `roundgate <command>`: start (the broker), help, version. The auth tools (passwd, token) join
+// this table in their own issue.
+import { readFileSync } from 'node:fs'
+import { ConfigError, flagHelp, loadSettings } from './config.js'
+import { createLogger } from './log.js'
+import { startServer } from './server.js'
+
+const USAGE = `usage: roundgate <command> [flags]
+
+commands:
+  start       run the broker (MQTT, MQTT over WebSocket/TLS, HTTP gateway)
+  version     print the version
+  help        this text
+
+flags of start (each also as ROUNDGATE_<FLAG>, e.g. ROUNDGATE_MQTT_PORT=1884):
+${flagHelp()}
+`
+
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+async function start (argv: string[]): Promise<number> {
+  let settings
+  try {
+    settings = loadSettings(argv)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`roundgate: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  const log = createLogger(settings.logLevel)
+  let server
+  try {
+    server = await startServer(settings, log)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.fatal(err.message)
+      process.stderr.write(`roundgate: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  const running = server
+  return await new Promise<number>((resolve) => {
+    let stopping = false
+    const stop = (signal: string): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting at once')
+        process.exit(1)
+      }
+      stopping = true
+      log.info({ signal }, 'shutting down')
+      running.close().then(() => {
+        log.info('stopped')
+        resolve(0)
+      }, (err) => {
+        log.error({ err }, 'shutdown failed')
+        resolve(1)
+      })
+    }
+    process.on('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
+  })
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'start': return await start(rest)
+    case 'version': case '--version': case '-v':
+      process.stdout.write(`${version()}\n`)
+      return 0
+    case undefined: case 'help': case '--help': case '-h':
+      process.stdout.write(USAGE)
+      return command === undefined ? 2 : 0
+    default:
+      process.stderr.write(`roundgate: unknown command "${command}"\n\n${USAGE}`)
+      return 2
+  }
+}

@@ -1,0 +1,145 @@
+// One roundgate process: the store, the round engine, the aedes broker with its plugins, and the
+// listeners (MQTT over TCP, TLS and WebSocket; the HTTP gateway). startServer resolves once every
+// listener accepts connections; close() shuts it all down in order without losing state.
+import { Aedes, type AedesOptions } from 'aedes'
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import type { Logger } from 'pino'
+import websocketStream from 'websocket-stream'
+import { LocalBus, type Bus } from '../plugins/scheduler/bus.js'
+import { Engine } from '../plugins/scheduler/engine.js'
+import { MemoryStore } from '../plugins/scheduler/memory-store.js'
+import { installSchedulerDoor, type MqttDoor } from '../plugins/scheduler/mqtt-door.js'
+import type { Store } from '../plugins/scheduler/store.js'
+import { Topics } from '../plugins/scheduler/topics.js'
+import { ConfigError, tlsPortOf, type Settings } from './config.js'
+import { isRgError } from './errors.js'
+import { limitPacketSize, refuseEmptyIdWithSession } from './mqtt-guards.js'
+
+export interface Ports { mqtt: number, tls: number, ws: number, http: number }
+
+export interface RunningServer {
+  settings: Settings
+  broker: Aedes
+  engine: Engine
+  door: MqttDoor
+  ports: Ports
+  close: () => Promise<void>
+}
+
+interface Backend {
+  store: Store
+  bus: Bus
+  aedes: Partial<AedesOptions>
+  close: () => Promise<void>
+}
+
+async function backendFor (settings: Settings): Promise<Backend> {
+  // Cluster mode (--redis) plugs in here: a Redis store, a Redis bus, mqemitter-redis and
+  // aedes-persistence-redis, all from broker/cluster.ts.
+  const store = new MemoryStore({
+    dataDir: settings.dataDir,
+    historyLimit: settings.historyLimit,
+    maxGroups: settings.maxGroups,
+    maxTerminalsPerGroup: settings.maxTerminalsPerGroup
+  })
+  return { store, bus: new LocalBus(), aedes: {}, close: async () => {} }
+}
+
+async function listen (server: NetServer | HttpServer, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  return (server.address() as AddressInfo).port
+}
+
+async function closeServer (server: NetServer | HttpServer): Promise<void> {
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+}
+
+export async function startServer (settings: Settings, log: Logger): Promise<RunningServer> {
+  const backend = await backendFor(settings)
+  const engine = new Engine({
+    store: backend.store,
+    bus: backend.bus,
+    logger: log.child({ module: 'engine' }),
+    autoCreateGroups: settings.autoCreateGroups,
+    groupDefaults: settings.groupDefaults,
+    groups: settings.groups,
+    sweepMs: settings.sweepMs
+  })
+  try {
+    await engine.start()
+  } catch (err) {
+    await backend.close()
+    if (isRgError(err)) throw new ConfigError(`configuration: ${err.message}`)
+    throw err
+  }
+
+  const broker = await Aedes.createBroker({
+    concurrency: 1000,
+    drainTimeout: 30000,
+    maxClientsIdLength: 128,
+    ...backend.aedes
+  })
+  broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
+  broker.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'))
+  refuseEmptyIdWithSession(broker, log)
+  limitPacketSize(broker, settings.maxPacketBytes)
+  const door = installSchedulerDoor(broker, {
+    engine,
+    topics: new Topics(settings.topicPrefix),
+    logger: log.child({ module: 'mqtt' }),
+    maxMessageBytes: settings.maxMessageBytes
+  })
+  await door.publishAllStates()
+
+  const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => { broker.handle(stream, req) }
+  const servers: Array<NetServer | HttpServer> = []
+  const ports: Ports = { mqtt: 0, tls: 0, ws: 0, http: 0 }
+  const host = settings.host
+  try {
+    if (settings.mqttPort !== 0) {
+      const s = createNetServer(handle)
+      servers.push(s)
+      ports.mqtt = await listen(s, settings.mqttPort, host)
+    }
+    const tlsPort = tlsPortOf(settings)
+    if (tlsPort !== 0 && settings.tlsCert !== null && settings.tlsKey !== null) {
+      const s = createTlsServer({ cert: readFileSync(settings.tlsCert), key: readFileSync(settings.tlsKey) }, handle)
+      servers.push(s)
+      ports.tls = await listen(s, tlsPort, host)
+    }
+    if (settings.wsPort !== 0) {
+      const s = createHttpServer((_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n') })
+      websocketStream.createServer({ server: s, perMessageDeflate: false, maxPayload: settings.maxPacketBytes + 8 }, handle)
+      servers.push(s)
+      ports.ws = await listen(s, settings.wsPort, host)
+    }
+  } catch (err) {
+    for (const s of servers) s.close()
+    await new Promise<void>((resolve) => broker.close(() => resolve()))
+    await engine.stop()
+    await backend.close()
+    throw new ConfigError(`cannot listen: ${(err as Error).message}`)
+  }
+
+  let closing: Promise<void> | null = null
+  const close = async (): Promise<void> => {
+    closing ??= (async () => {
+      const stopped = servers.map(closeServer) // stop accepting; open connections close below
+      door.drain()
+      await new Promise<void>((resolve) => broker.close(() => resolve()))
+      await Promise.all(stopped)
+      await engine.stop()
+      await backend.close()
+    })()
+    await closing
+  }
+
+  log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
+  return { settings, broker, engine, door, ports, close }
+}

@@ -1,0 +1,10 @@
+// Types for dependencies that ship none.
+declare module 'websocket-stream' {
+  import type { Server as HttpServer, IncomingMessage } from 'node:http'
+  import type { Duplex } from 'node:stream'
+  interface ServerOptions { server: HttpServer, perMessageDeflate?: boolean, maxPayload?: number }
+  const websocketStream: {
+    createServer: (opts: ServerOptions, onStream: (stream: Duplex, req: IncomingMessage) => void) => unknown
+  }
+  export default websocketStream
+}
