@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `npm test`: install what the tests need if it is missing (as root, through apt-get), build, and
+# run every test file under tap. Extra arguments go to tap (e.g. a single dist/test/x.test.js).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test/run.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "test/run.sh: missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+npx tsc -p tsconfig.json
+
+if [ "$#" -gt 0 ]; then
+  files=("$@")
+else
+  files=(dist/test/*.test.js)
+fi
+exec npx tap --disable-coverage --reporter=tap --jobs=2 --timeout=240 "${files[@]}"
