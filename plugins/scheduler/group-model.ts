@@ -92,7 +92,14 @@ export class GroupModel {
 
   /** Refresh lastSeen of terminals whose HTTP long-poll is pending (they count as heard from). */
   hold (ids: Iterable<string>, now: number): void {
-    for (const id of ids) this.touch(id, {}, now)
+    const list = [...ids]
+    let fresh = 0
+    for (const id of new Set(list)) if (!this.terminals.has(id)) fresh++
+    if (this.terminals.size + fresh > this.limits.maxTerminals) {
+      // refuse before touching anyone: a refused transition changes nothing
+      throw new RgError('unavailable', `group ${this.name} already holds ${this.limits.maxTerminals} terminals`)
+    }
+    for (const id of list) this.touch(id, {}, now)
   }
 
   // --- operators ------------------------------------------------------------------------------
