@@ -1,0 +1,198 @@
+// The HTTP release long-poll (PROTOCOL section 5):
+//   GET /v1/groups/{g}/release?clientId=X&after=N&wait=S
+// answers 200 with X's release as soon as the group executes a round r > N with X among its
+// participants (at once if it already does), else 204 with `X-Round` after S seconds.
+//
+// Waiters are woken by the engine's `release` event, the same event that sends the MQTT release:
+// no polling loop. Their `wait` expiry sits in one timer wheel: no timer per waiter. A pending
+// poll holds its terminal online (engine.hold, PROTOCOL section 3) until it is answered or
+// aborted. One pending poll per (group, clientId): a newer one supersedes the older, which is
+// answered 409 `superseded`. An aborted poll leaves the maps, the wheel and the hold at once.
+import type { Logger } from 'pino'
+import { RgError } from '../broker/errors.js'
+import type { Engine } from '../plugins/scheduler/engine.js'
+import type { ActiveRelease } from '../plugins/scheduler/release.js'
+import type { Exchange } from './respond.js'
+import { TimerWheel, type WheelEntry } from './wheel.js'
+
+export const DEFAULT_WAIT_S = 30
+export const MAX_WAIT_S = 120
+
+interface Waiter extends WheelEntry {
+  readonly key: string
+  readonly group: string
+  readonly clientId: string
+  readonly after: number
+  readonly ex: Exchange
+  attached: boolean
+  unhold: (() => void) | null
+}
+
+export interface LongPollOptions {
+  engine: Engine
+  logger: Logger
+  /** resolution of `wait` expiry (default 100 ms) */
+  tickMs?: number
+}
+
+export class LongPolls {
+  private readonly engine: Engine
+  private readonly log: Logger
+  private readonly byKey = new Map<string, Waiter>()
+  private readonly byGroup = new Map<string, Map<string, Waiter>>()
+  private readonly wheel: TimerWheel<Waiter>
+  private readonly listeners: Array<() => void> = []
+
+  constructor (opts: LongPollOptions) {
+    this.engine = opts.engine
+    this.log = opts.logger
+    this.wheel = new TimerWheel<Waiter>({ tickMs: opts.tickMs ?? 100, onExpire: (ws) => this.expire(ws, false) })
+    this.listen('release', (rel: ActiveRelease) => this.wake(rel))
+    this.listen('kick', (group: string, clientId: string) => {
+      const w = this.byKey.get(keyOf(group, clientId))
+      if (w !== undefined) this.expire([w], true)
+    })
+    this.listen('deleted', (group: string) => {
+      const m = this.byGroup.get(group)
+      if (m === undefined) return
+      for (const w of [...m.values()]) {
+        this.detach(w)
+        w.ex.error(new RgError('unknown_group', `group ${group} was deleted`))
+      }
+    })
+  }
+
+  /** Pending polls right now. */
+  get size (): number {
+    return this.byKey.size
+  }
+
+  /**
+   * Take one poll; the caller has validated its input. Must run before any await in the route
+   * handler's chain that follows `onAborted`, which `ex` already carries.
+   */
+  poll (ex: Exchange, group: string, clientId: string, after: number, waitS: number): void {
+    const key = keyOf(group, clientId)
+    const older = this.byKey.get(key)
+    if (older !== undefined) {
+      this.detach(older)
+      older.ex.error(new RgError('superseded'))
+    }
+    const rel = this.engine.releaseOf(group)
+    if (rel !== null && rel.round > after) {
+      const body = rel.encode(clientId)
+      if (body !== null) {
+        ex.send(200, body)
+        this.touch(group, clientId)
+        return
+      }
+    }
+    const w: Waiter = { key, group, clientId, after, ex, attached: true, unhold: null, bucket: null }
+    this.byKey.set(key, w)
+    let m = this.byGroup.get(group)
+    if (m === undefined) this.byGroup.set(group, m = new Map())
+    m.set(clientId, w)
+    this.wheel.add(w, Date.now() + waitS * 1000)
+    ex.onAbort(() => this.detach(w))
+    // attached before the hold's heartbeat, so a release that heartbeat causes finds it
+    this.engine.hold(group, clientId).then((unhold) => {
+      if (w.attached) w.unhold = unhold
+      else unhold()
+    }, (err: unknown) => {
+      if (!w.attached) return
+      this.detach(w)
+      w.ex.error(err)
+    })
+  }
+
+  /** Answer every pending poll 503 (shutdown). */
+  close (): void {
+    for (const off of this.listeners) off()
+    this.listeners.length = 0
+    for (const w of [...this.byKey.values()]) {
+      this.detach(w)
+      w.ex.error(new RgError('unavailable', 'the gateway is shutting down'), { close: true })
+    }
+    this.wheel.drain()
+  }
+
+  private listen<A extends unknown[]> (event: 'release' | 'kick' | 'deleted', fn: (...args: A) => void): void {
+    const safe = (...args: A): void => {
+      // never let a gateway fault travel back into the engine's transition
+      try { fn(...args) } catch (err) { this.log.error({ err, event }, 'long-poll handler failed') }
+    }
+    const ee = this.engine as unknown as NodeJS.EventEmitter
+    ee.on(event, safe as (...a: unknown[]) => void)
+    this.listeners.push(() => ee.off(event, safe as (...a: unknown[]) => void))
+  }
+
+  /** An answered-at-once poll still counts as hearing from the terminal. */
+  private touch (group: string, clientId: string): void {
+    this.engine.hold(group, clientId).then((unhold) => unhold(), (err: unknown) => {
+      this.log.debug({ err, group, clientId }, 'long-poll heartbeat refused')
+    })
+  }
+
+  private detach (w: Waiter): void {
+    if (!w.attached) return
+    w.attached = false
+    if (this.byKey.get(w.key) === w) this.byKey.delete(w.key)
+    const m = this.byGroup.get(w.group)
+    if (m !== undefined && m.get(w.clientId) === w) {
+      m.delete(w.clientId)
+      if (m.size === 0) this.byGroup.delete(w.group)
+    }
+    this.wheel.remove(w)
+    if (w.unhold !== null) { w.unhold(); w.unhold = null }
+  }
+
+  /** The engine released a round: answer its waiting participants, from whichever side is smaller. */
+  private wake (rel: ActiveRelease): void {
+    const m = this.byGroup.get(rel.group)
+    if (m === undefined) return
+    const t0 = process.hrtime.bigint()
+    let delivered = 0
+    const deliver = (w: Waiter): void => {
+      if (rel.round <= w.after) return
+      const body = rel.encode(w.clientId)
+      if (body === null) return
+      this.detach(w)
+      if (w.ex.send(200, body)) delivered++
+    }
+    if (m.size <= rel.size) {
+      for (const w of [...m.values()]) deliver(w)
+    } else {
+      for (const id of rel.ids()) {
+        const w = m.get(id)
+        if (w !== undefined) deliver(w)
+      }
+    }
+    if (delivered > 0) {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+      this.engine.noteFanout('http', rel.group, rel.round, seconds, delivered)
+    }
+  }
+
+  /** `wait` ran out (or the terminal was kicked): 204 with the group's current round. */
+  private expire (ws: Waiter[], close: boolean): void {
+    const byGroup = new Map<string, Waiter[]>()
+    for (const w of ws) {
+      this.detach(w)
+      let list = byGroup.get(w.group)
+      if (list === undefined) byGroup.set(w.group, list = [])
+      list.push(w)
+    }
+    for (const [group, list] of byGroup) {
+      this.engine.state(group).then((s) => {
+        const headers = { 'X-Round': String(s.round) }
+        for (const w of list) w.ex.empty(204, { headers, close })
+      }, (err: unknown) => {
+        for (const w of list) w.ex.error(err, { close })
+      })
+    }
+  }
+}
+
+function keyOf (group: string, clientId: string): string {
+  return `${group}\n${clientId}`
+}

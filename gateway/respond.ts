@@ -1,0 +1,143 @@
+// One HTTP exchange on uWebSockets.js: the response, whether it was aborted, whether it was
+// answered. Every write goes through here, so the rules of uWS hold in one place:
+// - nothing is ever written to an aborted response (uWS frees it; touching it is a crash);
+// - writes made outside the route handler's synchronous part are corked (one syscall);
+// - bodies go out with tryEnd and, under back-pressure, the rest on onWritable.
+import type { HttpResponse } from 'uWebSockets.js'
+import type { Logger } from 'pino'
+import { RgError, toRgError, type ErrorCode } from '../broker/errors.js'
+
+const STATUS_LINES: Record<number, string> = {
+  200: '200 OK',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  409: '409 Conflict',
+  413: '413 Payload Too Large',
+  429: '429 Too Many Requests',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable'
+}
+
+export type Headers = Record<string, string>
+
+/** Called once per exchange when it is answered (status; `code` for errors) or aborted. */
+export type Observe = (route: string, method: string, status: number | 'aborted', code?: ErrorCode) => void
+
+export interface SendOptions {
+  headers?: Headers
+  contentType?: string
+  /** close the connection after this answer (e.g. a body that was refused before it was read) */
+  close?: boolean
+}
+
+export class Exchange {
+  readonly res: HttpResponse
+  readonly method: string
+  /** the route pattern, for metrics and logs (`unmatched` when no route matched) */
+  route: string
+  aborted = false
+  answered = false
+  private abortHandlers: Array<() => void> | null = null
+  private readonly observe: Observe | undefined
+  private readonly log: Logger
+
+  constructor (res: HttpResponse, method: string, route: string, log: Logger, observe?: Observe) {
+    this.res = res
+    this.method = method
+    this.route = route
+    this.log = log
+    this.observe = observe
+  }
+
+  /** uWS calls this when the client went away; from now on `res` must not be touched. */
+  abort (): void {
+    if (this.aborted) return
+    this.aborted = true
+    if (this.answered) return // went away while the rest of a body waited for onWritable
+    this.observe?.(this.route, this.method, 'aborted')
+    const hs = this.abortHandlers
+    this.abortHandlers = null
+    if (hs !== null) for (const h of hs) h()
+  }
+
+  onAbort (fn: () => void): void {
+    if (this.aborted) { fn(); return }
+    if (this.abortHandlers === null) this.abortHandlers = []
+    this.abortHandlers.push(fn)
+  }
+
+  /** True while an answer may still be written. */
+  get open (): boolean {
+    return !this.aborted && !this.answered
+  }
+
+  json (status: number, value: unknown, opts: SendOptions = {}): boolean {
+    return this.send(status, JSON.stringify(value), { ...opts, contentType: 'application/json' })
+  }
+
+  /** The catalogue's error body: `{"error": {"code", "message"}}` with the code's status. */
+  error (err: unknown, opts: SendOptions = {}): boolean {
+    const e = toRgError(err)
+    if (!(err instanceof RgError)) this.log.error({ err, route: this.route }, 'request failed')
+    return this.send(e.status, JSON.stringify({ error: { code: e.code, message: e.message } }), opts, e.code)
+  }
+
+  /** 204: no body, no Content-Length (RFC 9110 section 8.6). */
+  empty (status: number, opts: SendOptions = {}): boolean {
+    if (!this.open) return false
+    this.answered = true
+    this.abortHandlers = null
+    const res = this.res
+    res.cork(() => {
+      res.writeStatus(STATUS_LINES[status] ?? String(status))
+      if (opts.headers !== undefined) for (const [k, v] of Object.entries(opts.headers)) res.writeHeader(k, v)
+      // no argument: no Content-Length at all (passing undefined reports a bogus length)
+      if (opts.close === true) res.endWithoutBody(0, true)
+      else res.endWithoutBody()
+    })
+    this.observe?.(this.route, this.method, status)
+    return true
+  }
+
+  send (status: number, body: string, opts: SendOptions = {}, code?: ErrorCode): boolean {
+    if (!this.open) return false
+    this.answered = true
+    this.abortHandlers = null
+    const res = this.res
+    res.cork(() => {
+      res.writeStatus(STATUS_LINES[status] ?? String(status))
+      res.writeHeader('Content-Type', opts.contentType ?? 'application/json')
+      if (opts.headers !== undefined) for (const [k, v] of Object.entries(opts.headers)) res.writeHeader(k, v)
+      this.writeBody(body, opts.close === true)
+    })
+    this.observe?.(this.route, this.method, status, code)
+    return true
+  }
+
+  /**
+   * tryEnd the whole body; what the socket does not take now goes out from onWritable, byte
+   * offsets counted from where this body started (the uWS streaming pattern).
+   */
+  private writeBody (body: string, close: boolean): void {
+    const res = this.res
+    if (close) {
+      // end(…, closeConnection) cannot be resumed; bodies answered with close are small errors
+      res.end(body, true)
+      return
+    }
+    const start = res.getWriteOffset()
+    const bytes = Buffer.byteLength(body)
+    const [ok, done] = res.tryEnd(body, bytes)
+    if (ok || done) return
+    const buf = Buffer.from(body)
+    // the client went away mid-body: abort() runs, and onWritable will not be called again
+    res.onWritable((offset) => {
+      if (this.aborted) return true
+      const [ok2] = res.tryEnd(buf.subarray(offset - start), bytes)
+      return ok2
+    })
+  }
+}

@@ -1,0 +1,187 @@
+// The gateway's own small router. Every route is a declaration: method, path pattern, who may
+// call it (for the authorization hook), whether it reads a body, and an async handler returning
+// the answer. Routing ourselves (one uWS `any('/*')`) gives every unknown path and every wrong
+// method the same JSON error, and a route pattern label for metrics.
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+import type { Logger } from 'pino'
+import { RgError } from '../broker/errors.js'
+import { Aborted, parseBody, readBody, terminalFields, type Fields } from './body.js'
+import { Exchange, type Headers, type Observe } from './respond.js'
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+
+/** Who a route is for (PROTOCOL section 7 roles; `anyone` needs no credentials). */
+export type Who = 'terminal' | 'viewer' | 'admin' | 'anyone'
+
+/** What the authorization hook is asked about, once per request, before the handler runs. */
+export interface AuthRequest {
+  who: Who
+  method: Method
+  /** the route pattern, e.g. `/v1/groups/:g/ready` */
+  route: string
+  path: string
+  group?: string
+  /** terminal calls: the clientId the call acts for */
+  clientId?: string
+  /** the Authorization header ('' when absent) */
+  authorization: string
+  remoteAddress: string
+}
+
+/** Resolve to allow; throw (or reject with) an RgError `unauthorized` / `forbidden` to refuse. */
+export type Authorize = (req: AuthRequest) => void | Promise<void>
+
+export interface Call {
+  ex: Exchange
+  params: Record<string, string>
+  query: URLSearchParams
+  /** the parsed body (JSON or form), undefined when there was none */
+  body: unknown
+  /** terminal routes: query parameters overlaid with the body's fields */
+  fields: Fields
+}
+
+export interface Reply {
+  status: number
+  /** a JSON body; omitted with `text`, or for an empty answer */
+  json?: unknown
+  text?: string
+  contentType?: string
+  headers?: Headers
+}
+
+export interface RouteDef {
+  method: Method
+  path: string
+  who: Who
+  /** reads a request body */
+  body?: boolean
+  /** a terminal call: fields come from query parameters and the body, `clientId` among them */
+  terminal?: boolean
+  /** answers a Reply, or undefined when it answers `call.ex` itself later (the long-poll) */
+  handle: (call: Call) => Promise<Reply | undefined>
+}
+
+interface Compiled extends RouteDef { parts: string[] }
+
+type Match =
+  | { kind: 'route', route: Compiled, params: Record<string, string> }
+  | { kind: 'method', allowed: Method[] }
+  | { kind: 'none' }
+
+export interface RouterOptions {
+  logger: Logger
+  maxBodyBytes: number
+  authorize?: Authorize
+  observe?: Observe
+}
+
+export class Router {
+  private readonly routes: Compiled[] = []
+  private readonly opts: RouterOptions
+
+  constructor (opts: RouterOptions) {
+    this.opts = opts
+  }
+
+  add (defs: RouteDef[]): void {
+    for (const d of defs) this.routes.push({ ...d, parts: d.path.split('/').slice(1) })
+  }
+
+  match (method: string, path: string): Match {
+    const parts = path.split('/').slice(1)
+    if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop() // one trailing slash
+    const allowed: Method[] = []
+    for (const r of this.routes) {
+      const params = matchParts(r.parts, parts)
+      if (params === null) continue
+      if (r.method === method) return { kind: 'route', route: r, params }
+      allowed.push(r.method)
+    }
+    return allowed.length > 0 ? { kind: 'method', allowed } : { kind: 'none' }
+  }
+
+  /** The uWS handler: everything read from `req` here, synchronously (it dies at the first await). */
+  handle (res: HttpResponse, req: HttpRequest): void {
+    const method = req.getMethod().toUpperCase()
+    const path = req.getUrl()
+    const rawQuery = req.getQuery() ?? ''
+    let m: Match
+    try {
+      m = this.match(method, path)
+    } catch {
+      m = { kind: 'none' }
+    }
+    const label = m.kind === 'route' ? m.route.path : 'unmatched'
+    const ex = new Exchange(res, method, label, this.opts.logger, this.opts.observe)
+    if (m.kind === 'none') {
+      ex.error(new RgError('not_found', `no route ${method} ${path}`))
+      return
+    }
+    if (m.kind === 'method') {
+      const allow = [...new Set(m.allowed)].join(', ')
+      // PROTOCOL section 5 lists no 405: a wrong method is "no such route", naming the right ones
+      ex.error(new RgError('not_found', `no route ${method} ${path}; it answers ${allow}`), { headers: { Allow: allow } })
+      return
+    }
+    const route = m.route
+    const contentType = req.getHeader('content-type')
+    const authorization = req.getHeader('authorization')
+    const contentLength = req.getHeader('content-length')
+    const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString()
+    res.onAborted(() => ex.abort())
+    const body = route.body === true ? readBody(res, ex, contentLength, this.opts.maxBodyBytes) : null
+    this.run(ex, route, m.params, path, rawQuery, contentType, authorization, remoteAddress, body).catch((err: unknown) => {
+      if (err instanceof Aborted) return
+      // a refused body was not read to its end: close the connection after saying so
+      const close = err instanceof RgError && err.code === 'payload_too_large'
+      ex.error(err, { close })
+    })
+  }
+
+  private async run (
+    ex: Exchange, route: Compiled, params: Record<string, string>, path: string, rawQuery: string,
+    contentType: string, authorization: string, remoteAddress: string, bodyP: Promise<Buffer> | null
+  ): Promise<void> {
+    const body = bodyP === null ? undefined : parseBody(await bodyP, contentType)
+    const fields = route.terminal === true ? terminalFields(rawQuery, body) : {}
+    const call: Call = { ex, params, query: new URLSearchParams(rawQuery), body, fields }
+    if (this.opts.authorize !== undefined) {
+      await this.opts.authorize({
+        who: route.who,
+        method: route.method,
+        route: route.path,
+        path,
+        group: params.g,
+        clientId: typeof fields.clientId === 'string' ? fields.clientId : undefined,
+        authorization,
+        remoteAddress
+      })
+    }
+    if (!ex.open) return
+    const reply = await route.handle(call)
+    if (reply === undefined) return
+    if (reply.text !== undefined) {
+      ex.send(reply.status, reply.text, { contentType: reply.contentType, headers: reply.headers })
+    } else if (reply.json !== undefined) {
+      ex.json(reply.status, reply.json, { headers: reply.headers })
+    } else {
+      ex.empty(reply.status, { headers: reply.headers })
+    }
+  }
+}
+
+function matchParts (pattern: string[], parts: string[]): Record<string, string> | null {
+  if (pattern.length !== parts.length) return null
+  const params: Record<string, string> = {}
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]
+    if (p.startsWith(':')) {
+      if (parts[i] === '') return null
+      params[p.slice(1)] = decodeURIComponent(parts[i])
+    } else if (p !== parts[i]) {
+      return null
+    }
+  }
+  return params
+}

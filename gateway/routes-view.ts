@@ -1,0 +1,80 @@
+// Viewer routes (group states, one group, its terminals, its round history) and the operational
+// ones (/healthz, /readyz, /metrics).
+import { RgError } from '../broker/errors.js'
+import type { Engine } from '../plugins/scheduler/engine.js'
+import { queryNumber } from './body.js'
+import type { RouteDef } from './router.js'
+
+export interface Renderer {
+  render (): Promise<{ contentType: string, body: string }>
+}
+
+export function viewRoutes (engine: Engine): RouteDef[] {
+  return [
+    {
+      method: 'GET',
+      path: '/v1/groups',
+      who: 'viewer',
+      handle: async () => ({ status: 200, json: await engine.listGroups() })
+    },
+    {
+      method: 'GET',
+      path: '/v1/groups/:g',
+      who: 'viewer',
+      handle: async (call) => ({ status: 200, json: await engine.getGroup(call.params.g) })
+    },
+    {
+      method: 'GET',
+      path: '/v1/groups/:g/terminals',
+      who: 'viewer',
+      handle: async (call) => ({ status: 200, json: await engine.terminals(call.params.g) })
+    },
+    {
+      method: 'GET',
+      path: '/v1/groups/:g/rounds',
+      who: 'viewer',
+      handle: async (call) => {
+        const limit = queryNumber(call.query, 'limit')
+        const before = queryNumber(call.query, 'before')
+        return { status: 200, json: await engine.rounds(call.params.g, limit, before) }
+      }
+    }
+  ]
+}
+
+export function opsRoutes (isReady: () => Promise<boolean>, metrics: Renderer | undefined): RouteDef[] {
+  return [
+    {
+      method: 'GET',
+      path: '/healthz',
+      who: 'anyone',
+      handle: async () => ({ status: 200, json: { status: 'ok' } })
+    },
+    {
+      method: 'GET',
+      path: '/readyz',
+      who: 'anyone',
+      handle: async () => {
+        let ok = false
+        try {
+          ok = await isReady()
+        } catch (err) {
+          throw new RgError('unavailable', `not ready: ${err instanceof Error ? err.message : String(err)}`)
+        }
+        if (!ok) throw new RgError('unavailable', 'not ready: the state store is not reachable')
+        return { status: 200, json: { status: 'ready' } }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      // PROTOCOL section 5: "anyone (metrics may need viewer)"; the authorization hook decides
+      who: 'viewer',
+      handle: async () => {
+        if (metrics === undefined) throw new RgError('not_found', 'metrics are not enabled on this server')
+        const m = await metrics.render()
+        return { status: 200, text: m.body, contentType: m.contentType }
+      }
+    }
+  ]
+}

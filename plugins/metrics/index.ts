@@ -1,0 +1,137 @@
+// Prometheus metrics with prom-client, one registry per server (never the global one, so tests and
+// several servers in one process do not collide). Served by the gateway at GET /metrics.
+//
+//   roundgate_mqtt_connected_clients                 gauge    aedes connectedClients
+//   roundgate_http_longpolls_pending                 gauge    release long-polls waiting now
+//   roundgate_group_phase{group,phase}               gauge    1 for the group's phase, else 0
+//   roundgate_group_round{group}                     gauge
+//   roundgate_group_paused{group}                    gauge    1 when paused
+//   roundgate_group_online{group,role}               gauge
+//   roundgate_group_ready{group,role}                gauge
+//   roundgate_group_participants{group}              gauge    of the executing round
+//   roundgate_group_done{group}                      gauge
+//   roundgate_group_dropped{group}                   gauge
+//   roundgate_rounds_total{group,outcome}            counter  rounds ended by this process
+//   roundgate_release_fanout_seconds{door}           histogram time to hand a release to its participants
+//   roundgate_refused_total{code,door}               counter  messages refused, by error code
+//   roundgate_http_requests_total{route,method,status} counter
+// plus prom-client's default process and Node.js metrics.
+//
+// Group gauges are read from the store at scrape time (listGroups), so they also show what other
+// brokers of a cluster did; counters and the histogram count what this process did.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Engine } from '../scheduler/engine.js'
+import type { GroupState, Phase } from '../scheduler/types.js'
+
+const PHASES: readonly Phase[] = ['WAITING', 'EXECUTING', 'RESET']
+
+export interface MetricsOptions {
+  engine: Engine
+  /** the aedes broker, for connected MQTT clients */
+  broker?: { connectedClients: number }
+  /** prom-client's default process/Node.js metrics (default true) */
+  defaultMetrics?: boolean
+}
+
+export interface Metrics {
+  readonly registry: Registry
+  /** The Prometheus text exposition, fresh group gauges included. */
+  render (): Promise<{ contentType: string, body: string }>
+  /** One HTTP request answered (or aborted), by route pattern. */
+  observeHttp (route: string, method: string, status: number | string): void
+  /** A source of pending long-polls (the gateway); returns a function removing it. */
+  addPendingSource (count: () => number): () => void
+  /** Detach from the engine. */
+  close (): void
+}
+
+export function createMetrics (opts: MetricsOptions): Metrics {
+  const { engine, broker } = opts
+  const registry = new Registry()
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  const pendingSources = new Set<() => number>()
+
+  new Gauge({
+    name: 'roundgate_mqtt_connected_clients',
+    help: 'MQTT clients connected to this broker',
+    registers,
+    collect () { this.set(broker?.connectedClients ?? 0) }
+  })
+  new Gauge({
+    name: 'roundgate_http_longpolls_pending',
+    help: 'HTTP release long-polls waiting for a release',
+    registers,
+    collect () {
+      let n = 0
+      for (const f of pendingSources) n += f()
+      this.set(n)
+    }
+  })
+  const phase = new Gauge({ name: 'roundgate_group_phase', help: 'the group phase (1 for the current one)', labelNames: ['group', 'phase'], registers })
+  const round = new Gauge({ name: 'roundgate_group_round', help: 'the group round number', labelNames: ['group'], registers })
+  const paused = new Gauge({ name: 'roundgate_group_paused', help: '1 when the group is paused', labelNames: ['group'], registers })
+  const online = new Gauge({ name: 'roundgate_group_online', help: 'online terminals', labelNames: ['group', 'role'], registers })
+  const ready = new Gauge({ name: 'roundgate_group_ready', help: 'ready terminals', labelNames: ['group', 'role'], registers })
+  const participants = new Gauge({ name: 'roundgate_group_participants', help: 'participants of the executing round', labelNames: ['group'], registers })
+  const done = new Gauge({ name: 'roundgate_group_done', help: 'participants done in the executing round', labelNames: ['group'], registers })
+  const dropped = new Gauge({ name: 'roundgate_group_dropped', help: 'participants dropped in the executing round', labelNames: ['group'], registers })
+  const groupGauges = [phase, round, paused, online, ready, participants, done, dropped]
+
+  const rounds = new Counter({ name: 'roundgate_rounds_total', help: 'rounds ended by this process, by outcome', labelNames: ['group', 'outcome'], registers })
+  const fanout = new Histogram({
+    name: 'roundgate_release_fanout_seconds',
+    help: 'time to hand one release to its participants in this process, by door',
+    labelNames: ['door'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers
+  })
+  const refused = new Counter({ name: 'roundgate_refused_total', help: 'messages refused, by error code and door', labelNames: ['code', 'door'], registers })
+  const http = new Counter({ name: 'roundgate_http_requests_total', help: 'HTTP requests by route pattern, method and status', labelNames: ['route', 'method', 'status'], registers })
+
+  const onRoundEnd = (s: { group: string, outcome: string }, local: boolean): void => {
+    if (local) rounds.inc({ group: s.group, outcome: s.outcome })
+  }
+  const onFanout = (door: string, _g: string, _r: number, seconds: number): void => { fanout.observe({ door }, seconds) }
+  const onRefused = (code: string, door: string): void => { refused.inc({ code, door }) }
+  engine.on('roundEnd', onRoundEnd)
+  engine.on('fanout', onFanout)
+  engine.on('refused', onRefused)
+
+  function setGroups (states: GroupState[]): void {
+    for (const g of groupGauges) g.reset()
+    for (const s of states) {
+      const group = s.group
+      for (const p of PHASES) phase.set({ group, phase: p }, s.phase === p ? 1 : 0)
+      round.set({ group }, s.round)
+      paused.set({ group }, s.paused ? 1 : 0)
+      online.set({ group, role: 'small' }, s.online - s.onlineBoss)
+      online.set({ group, role: 'boss' }, s.onlineBoss)
+      ready.set({ group, role: 'small' }, s.ready - s.readyBoss)
+      ready.set({ group, role: 'boss' }, s.readyBoss)
+      participants.set({ group }, s.participants)
+      done.set({ group }, s.done)
+      dropped.set({ group }, s.dropped)
+    }
+  }
+
+  return {
+    registry,
+    async render () {
+      setGroups(await engine.listGroups())
+      return { contentType: registry.contentType, body: await registry.metrics() }
+    },
+    observeHttp (route, method, status) {
+      http.inc({ route, method, status: String(status) })
+    },
+    addPendingSource (count) {
+      pendingSources.add(count)
+      return () => { pendingSources.delete(count) }
+    },
+    close () {
+      engine.off('roundEnd', onRoundEnd)
+      engine.off('fanout', onFanout)
+      engine.off('refused', onRefused)
+    }
+  }
+}
