@@ -8,6 +8,8 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { createServer as createTlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import websocketStream from 'websocket-stream'
+import { startGateway, type Gateway } from '../gateway/index.js'
+import { createMetrics, type Metrics } from '../plugins/metrics/index.js'
 import { LocalBus, type Bus } from '../plugins/scheduler/bus.js'
 import { Engine } from '../plugins/scheduler/engine.js'
 import { MemoryStore } from '../plugins/scheduler/memory-store.js'
@@ -25,6 +27,8 @@ export interface RunningServer {
   broker: Aedes
   engine: Engine
   door: MqttDoor
+  metrics: Metrics
+  gateway: Gateway | null
   ports: Ports
   close: () => Promise<void>
 }
@@ -96,11 +100,13 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     maxMessageBytes: settings.maxMessageBytes
   })
   await door.publishAllStates()
+  const metrics = createMetrics({ engine, broker })
 
   const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => { broker.handle(stream, req) }
   const servers: Array<NetServer | HttpServer> = []
   const ports: Ports = { mqtt: 0, tls: 0, ws: 0, http: 0 }
   const host = settings.host
+  let gateway: Gateway | null = null
   try {
     if (settings.mqttPort !== 0) {
       const s = createNetServer(handle)
@@ -119,8 +125,14 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
       servers.push(s)
       ports.ws = await listen(s, settings.wsPort, host)
     }
+    if (settings.httpPort !== 0) {
+      gateway = await startGateway({ engine, host, port: settings.httpPort, logger: log.child({ module: 'http' }), metrics })
+      ports.http = gateway.port
+    }
   } catch (err) {
     for (const s of servers) s.close()
+    await gateway?.close()
+    metrics.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     await engine.stop()
     await backend.close()
@@ -131,9 +143,11 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       const stopped = servers.map(closeServer) // stop accepting; open connections close below
+      await gateway?.close() // pending long-polls are answered 503 before the store goes
       door.drain()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       await Promise.all(stopped)
+      metrics.close()
       await engine.stop()
       await backend.close()
     })()
@@ -141,5 +155,5 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   }
 
   log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
-  return { settings, broker, engine, door, ports, close }
+  return { settings, broker, engine, door, metrics, gateway, ports, close }
 }
