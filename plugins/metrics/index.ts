@@ -119,7 +119,10 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     registry,
     async render () {
       setGroups(await engine.listGroups())
-      return { contentType: registry.contentType, body: await registry.metrics() }
+      // prom-client writes NaN as `Nan` (e.g. event-loop lag before its first sample); the text
+      // format spells it `NaN`
+      const body = (await registry.metrics()).replace(/ Nan$/gm, ' NaN')
+      return { contentType: registry.contentType, body }
     },
     observeHttp (route, method, status) {
       http.inc({ route, method, status: String(status) })
