@@ -1,0 +1,74 @@
+// MQTT over WebSocket: full publish/subscribe through the WebSocket listener, across to TCP clients,
+// and the ws package websocket-stream really runs on (ws 8, forced by package.json `overrides`).
+import mqtt, { type MqttClient } from 'mqtt'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, sep } from 'node:path'
+import t from 'tap'
+import { connect, freePort, Inbox, startBroker } from './helpers/broker.js'
+
+t.test('websocket-stream resolves ws 8, not the ws 3 it declares (known DoS in ws 3)', async (t) => {
+  const require = createRequire(import.meta.url)
+  const wsStreamPkg = require.resolve('websocket-stream/package.json')
+  const fromWsStream = createRequire(wsStreamPkg)
+  const wsPkgPath = fromWsStream.resolve('ws/package.json')
+  const { version } = JSON.parse(readFileSync(wsPkgPath, 'utf8')) as { version: string }
+  t.equal(Number(version.split('.')[0]), 8, `websocket-stream loads ws ${version} from ${wsPkgPath}`)
+  // The very module websocket-stream's server requires is that one.
+  t.ok(fromWsStream.resolve('ws').startsWith(dirname(wsPkgPath) + sep), 'its require(\'ws\') loads from that package')
+})
+
+async function wsClient (url: string, clientId: string): Promise<MqttClient> {
+  return await mqtt.connectAsync(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
+}
+
+t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and across to TCP', async (t) => {
+  const b = await startBroker({ wsPort: await freePort() })
+  t.teardown(async () => await b.close())
+  t.ok(b.server.ports.ws > 0, 'the WebSocket listener is up')
+  const wsUrl = `ws://127.0.0.1:${b.server.ports.ws}`
+
+  const sub = await wsClient(wsUrl, 'ws-sub')
+  t.teardown(async () => { await sub.endAsync(true) })
+  const pub = await wsClient(wsUrl, 'ws-pub')
+  t.teardown(async () => { await pub.endAsync(true) })
+  const tcp = await connect(b.url, 'tcp-peer')
+  t.teardown(async () => { await tcp.endAsync(true) })
+
+  const inbox = new Inbox(sub)
+  const tcpInbox = new Inbox(tcp)
+  await sub.subscribeAsync({ 'ws/+': { qos: 2 } })
+  await tcp.subscribeAsync({ 'ws/#': { qos: 1 } })
+
+  for (const qos of [0, 1, 2] as const) {
+    await pub.publishAsync(`ws/q${qos}`, `over ws ${qos}`, { qos })
+    const m = await inbox.next(`ws/q${qos}`)
+    t.equal(m.raw.toString(), `over ws ${qos}`)
+    t.equal(m.qos, qos, `WebSocket to WebSocket at QoS ${qos}`)
+    t.equal((await tcpInbox.next(`ws/q${qos}`)).raw.toString(), `over ws ${qos}`, 'WebSocket to TCP')
+  }
+
+  await tcp.publishAsync('ws/fromtcp', 'hello ws', { qos: 1 })
+  t.equal((await inbox.next('ws/fromtcp')).raw.toString(), 'hello ws', 'TCP to WebSocket')
+
+  // A payload bigger than one WebSocket frame's worth of small writes, still under the packet limit.
+  const big = Buffer.alloc(200 * 1024, 7)
+  await pub.publishAsync('ws/big', big, { qos: 1 })
+  t.ok((await inbox.next('ws/big')).raw.equals(big), 'a 200 KiB payload arrives intact')
+
+  await pub.publishAsync('ws/kept', 'retained', { qos: 1, retain: true })
+  const late = await wsClient(wsUrl, 'ws-late')
+  t.teardown(async () => { await late.endAsync(true) })
+  const lateInbox = new Inbox(late)
+  await late.subscribeAsync('ws/kept', { qos: 1 })
+  const r = await lateInbox.next('ws/kept')
+  t.equal(r.retain, true, 'retained message over WebSocket')
+})
+
+t.test('a plain HTTP request to the WebSocket port is answered, not hung', async (t) => {
+  const b = await startBroker({ wsPort: await freePort() })
+  t.teardown(async () => await b.close())
+  const res = await fetch(`http://127.0.0.1:${b.server.ports.ws}/`, { signal: AbortSignal.timeout(3000) })
+  t.equal(res.status, 426)
+  await res.text()
+})
