@@ -128,47 +128,57 @@ export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.e
   try {
     parsed = parseArgs({ args: argv, options, allowNegative: true, strict: true, allowPositionals: false })
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\nflags:\n${flagHelp()}`)
+    throw new ConfigError(`command line: ${(err as Error).message}\nflags:\n${flagHelp()}`)
   }
   const values = parsed.values as Record<string, string | boolean | undefined>
 
-  const layers: Array<[string, Record<string, unknown>]> = []
+  // Each layer: where it comes from, its values, and what the operator called each setting there.
+  const layers: Array<{ source: string, values: Record<string, unknown>, names: Record<string, string> }> = []
   const file = (values.config as string | undefined) ?? env.ROUNDGATE_CONFIG
-  if (file !== undefined && file !== '') layers.push([`configuration file ${file}`, readFile(file)])
+  if (file !== undefined && file !== '') layers.push({ source: `configuration file ${file}`, values: readFile(file), names: {} })
 
   const fromEnv: Record<string, unknown> = {}
+  const envNames: Record<string, string> = {}
   for (const [flag, d] of Object.entries(FLAGS)) {
     const name = `ROUNDGATE_${flag.toUpperCase().replace(/-/g, '_')}`
     const text = env[name]
-    if (text !== undefined) fromEnv[d.key] = convert(flag, d.kind, text, `environment ${name}`)
+    if (text === undefined) continue
+    fromEnv[d.key] = convert(flag, d.kind, text, `environment ${name}`)
+    envNames[d.key] = `${name} (${d.key})`
   }
-  layers.push(['environment', fromEnv])
+  layers.push({ source: 'environment', values: fromEnv, names: envNames })
 
   const fromFlags: Record<string, unknown> = {}
+  const flagNames: Record<string, string> = {}
   for (const [flag, d] of Object.entries(FLAGS)) {
     const v = values[flag]
     if (v === undefined) continue
     fromFlags[d.key] = typeof v === 'boolean' ? v : convert(flag, d.kind, v, 'command line')
+    flagNames[d.key] = `--${flag} (${d.key})`
   }
-  layers.push(['command line', fromFlags])
+  layers.push({ source: 'command line', values: fromFlags, names: flagNames })
 
   let merged: Record<string, unknown> = { ...DEFAULT_SETTINGS }
-  for (const [source, layer] of layers) {
+  const origin: Partial<Record<keyof Settings, string>> = {}
+  for (const { source, values: layer, names } of layers) {
     const res = settingsSchema.partial().safeParse(layer)
     if (!res.success) {
       const msg = res.error.issues.map((i) => i.code === 'unrecognized_keys'
         ? `unknown setting(s) ${i.keys.join(', ')}`
-        : `${i.path.join('.')}: ${i.message}`).join('; ')
+        : `${[names[String(i.path[0])] ?? i.path[0], ...i.path.slice(1)].join('.')}: ${i.message}`).join('; ')
       throw new ConfigError(`${source}: ${msg}`)
     }
     merged = { ...merged, ...res.data }
+    for (const key of Object.keys(res.data) as Array<keyof Settings>) origin[key] = source
   }
   const settings = settingsSchema.parse(merged)
   if ((settings.tlsCert === null) !== (settings.tlsKey === null)) {
-    throw new ConfigError('MQTT over TLS needs both --tls-cert and --tls-key')
+    const [given, missing] = settings.tlsCert !== null ? ['tls-cert', 'tls-key'] : ['tls-key', 'tls-cert']
+    const from = origin[settings.tlsCert !== null ? 'tlsCert' : 'tlsKey'] ?? 'defaults'
+    throw new ConfigError(`${from}: --${given} is given without --${missing}: MQTT over TLS needs both`)
   }
   if (settings.tlsCert === null && settings.tlsPort !== null && settings.tlsPort !== 0) {
-    throw new ConfigError('--tls-port needs --tls-cert and --tls-key')
+    throw new ConfigError(`${origin.tlsPort ?? 'defaults'}: --tls-port needs --tls-cert and --tls-key`)
   }
   return settings
 }
