@@ -122,15 +122,24 @@ function readFile (path: string): Record<string, unknown> {
  * --config / ROUNDGATE_CONFIG. Throws ConfigError with a message fit for the operator.
  */
 export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.env): Settings {
+  // `--no-<flag>` is declared, not left to parseArgs' allowNegative: Node 20 has that only from 20.16.
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } }
-  for (const [flag, d] of Object.entries(FLAGS)) options[flag] = { type: d.kind === 'bool' ? 'boolean' : 'string' }
-  let parsed: ReturnType<typeof parseArgs>
+  for (const [flag, d] of Object.entries(FLAGS)) {
+    options[flag] = { type: d.kind === 'bool' ? 'boolean' : 'string' }
+    if (d.kind === 'bool') options[`no-${flag}`] = { type: 'boolean' }
+  }
+  let parsed
   try {
-    parsed = parseArgs({ args: argv, options, allowNegative: true, strict: true, allowPositionals: false })
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false, tokens: true })
   } catch (err) {
     throw new ConfigError(`command line: ${(err as Error).message}\nflags:\n${flagHelp()}`)
   }
   const values = parsed.values as Record<string, string | boolean | undefined>
+  for (const token of parsed.tokens) { // the last of --flag / --no-flag wins
+    if (token.kind !== 'option') continue
+    const plain = token.name.replace(/^no-/, '')
+    if (FLAGS[plain]?.kind === 'bool') values[plain] = plain === token.name
+  }
 
   // Each layer: where it comes from, its values, and what the operator called each setting there.
   const layers: Array<{ source: string, values: Record<string, unknown>, names: Record<string, string> }> = []
@@ -142,9 +151,17 @@ export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.e
   for (const [flag, d] of Object.entries(FLAGS)) {
     const name = `ROUNDGATE_${flag.toUpperCase().replace(/-/g, '_')}`
     const text = env[name]
-    if (text === undefined) continue
-    fromEnv[d.key] = convert(flag, d.kind, text, `environment ${name}`)
-    envNames[d.key] = `${name} (${d.key})`
+    if (text !== undefined) {
+      fromEnv[d.key] = convert(flag, d.kind, text, `environment ${name}`)
+      envNames[d.key] = `${name} (${d.key})`
+    }
+    const negated = `ROUNDGATE_NO_${name.slice('ROUNDGATE_'.length)}`
+    if (d.kind === 'bool' && env[negated] !== undefined) {
+      const v = !(convert(`no-${flag}`, d.kind, env[negated], `environment ${negated}`) as boolean)
+      if (text !== undefined && fromEnv[d.key] !== v) throw new ConfigError(`environment: ${name} and ${negated} disagree`)
+      fromEnv[d.key] = v
+      envNames[d.key] = `${negated} (${d.key})`
+    }
   }
   layers.push({ source: 'environment', values: fromEnv, names: envNames })
 
