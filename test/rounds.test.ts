@@ -293,3 +293,20 @@ t.test('rounds never reuse a number and history keeps summaries, newest first', 
   t.same(h.map((s) => s.round), [5, 4, 3])
   t.same((await engine.rounds('g', 10, 3)).map((s) => s.round), [2, 1])
 })
+
+t.test('an unknown group is created on first use with the group defaults', async (t) => {
+  const f = await fleet(t, { need: 1 }, { groupDefaults: { need: 2, resetMs: 50, payload: 'default job' } })
+  const { terminal } = await import('./helpers/broker.js')
+  const a = await terminal(f.broker.url, 'fresh', 'a')
+  const b = await terminal(f.broker.url, 'fresh', 'b')
+  t.teardown(async () => { await a.c.endAsync(true); await b.c.endAsync(true) })
+  await a.c.publishAsync('rg/fresh/hb/a', '{}', { qos: 1 })
+  await b.c.publishAsync('rg/fresh/ready/b', '{}', { qos: 1 })
+  t.ok(await silent(b.inbox, 'rg/fresh/release', 200), 'need 2 from groupDefaults: one ready is not enough')
+  await a.c.publishAsync('rg/fresh/ready/a', '{}', { qos: 1 })
+  const rel = (await b.inbox.next('rg/fresh/release')).json
+  t.equal(rel.payload, 'default job')
+  t.equal(rel.participants.length, 2)
+  const g = await f.broker.server.engine.getGroup('fresh')
+  t.equal(g.config.need, 2)
+})
