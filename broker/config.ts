@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
+import { parsePartialConfig } from '../plugins/scheduler/group-config.js'
+import { GROUP_NAME } from '../plugins/scheduler/types.js'
 
 const port = z.number().int().min(0).max(65535)
 
@@ -117,6 +119,22 @@ function readFile (path: string): Record<string, unknown> {
   }
 }
 
+/** Group configurations (PROTOCOL section 2) are checked where they are read, so errors name the file. */
+function checkGroupConfigs (source: string, data: { groupDefaults?: Record<string, unknown>, groups?: Record<string, Record<string, unknown>> }): void {
+  const check = (where: string, cfg: unknown): void => {
+    try {
+      parsePartialConfig(cfg)
+    } catch (err) {
+      throw new ConfigError(`${source}: ${where}: ${(err as Error).message}`)
+    }
+  }
+  if (data.groupDefaults !== undefined) check('groupDefaults', data.groupDefaults)
+  for (const [name, cfg] of Object.entries(data.groups ?? {})) {
+    if (!GROUP_NAME.test(name)) throw new ConfigError(`${source}: groups: "${name}" is not a valid group name (1-64 characters of A-Z a-z 0-9 _ . -)`)
+    check(`groups.${name}`, cfg)
+  }
+}
+
 /**
  * Settings from argv (without the command word), the environment and the file named by
  * --config / ROUNDGATE_CONFIG. Throws ConfigError with a message fit for the operator.
@@ -185,6 +203,7 @@ export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.e
         : `${[names[String(i.path[0])] ?? i.path[0], ...i.path.slice(1)].join('.')}: ${i.message}`).join('; ')
       throw new ConfigError(`${source}: ${msg}`)
     }
+    checkGroupConfigs(source, res.data)
     merged = { ...merged, ...res.data }
     for (const key of Object.keys(res.data) as Array<keyof Settings>) origin[key] = source
   }
