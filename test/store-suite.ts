@@ -275,7 +275,7 @@ export function storeSuite (tap: Test, name: string, makeStore: MakeStore): void
     t.equal(res.changed, true)
   })
 
-  test('release threshold: ratio rounding (0.5 of 3 is 2, 0.7 of 10 is 7)', async (t, store) => {
+  test('release threshold: ratio rounding (0.5 of 3 is 2, 0.07 of 100 is 7)', async (t, store) => {
     await store.putGroup('g', cfg({ need: 3, minOnlineRatio: 0.5 }))
     t.strictSame(releases(await store.ready('g', 'a', {})), [], '1 online < ceil(1.5)')
     t.strictSame(releases(await store.heartbeat('g', 'b', {})), [], '2 online, effNeed 2, 1 ready')
@@ -283,10 +283,10 @@ export function storeSuite (tap: Test, name: string, makeStore: MakeStore): void
     t.equal(r.length, 1)
     t.strictSame(r[0].participants, ['a', 'b'])
 
-    await store.putGroup('h', cfg({ need: 10, minOnlineRatio: 0.7 }))
+    await store.putGroup('h', cfg({ need: 100, minOnlineRatio: 0.07 }))
     const ids = Array.from({ length: 7 }, (_, i) => `t${i}`)
     const rel = releases(await ready(store, 'h', ids))
-    t.equal(rel.length, 1, '10 x 0.7 needs 7, not 8 (floating point)')
+    t.equal(rel.length, 1, '100 x 0.07 (7.000000000000001 in floating point) needs 7, not 8')
     t.equal(rel[0].participants.length, 7)
   })
 

@@ -1,0 +1,343 @@
+// The cluster-mode store: every group's state in one shared Redis, every transition one Lua script
+// (redis/lua-core.ts + redis/lua-ops.ts) run atomically inside Redis with Redis TIME as the clock,
+// so any broker process may take any terminal's message and each release is decided exactly once.
+// It passes the same abstract suite as the memory store (test/store-suite.ts).
+//
+// Keys: `<prefix>:{<group>}:<part>` for a group's state (the hash tag keeps a group in one Redis
+// Cluster slot), and `<prefix>:groups`, the set of group names, kept beside the scripts (it is the
+// only key outside a group's slot). docs/cluster.md describes every key.
+import { Redis, type RedisOptions } from 'ioredis'
+import { RgError } from '../../broker/errors.js'
+import { DELETE_SOURCE, OP_SOURCES, type OpName } from './redis/lua-ops.js'
+import { LuaScript, runScript, scriptError } from './redis/script.js'
+import type { GroupSnapshot, RoundsQuery, Store, TerminalOpOptions } from './store.js'
+import type {
+  CtlOp, DoneInput, GroupConfig, GroupState, HeartbeatInput, OpResult, Phase, ReleaseRecord,
+  Role, RoundSummary, StoreEvent, TerminalView
+} from './types.js'
+
+export interface RedisStoreOptions {
+  /** redis://host:port[/db] */
+  url: string
+  /** first part of every key (default `rg`) */
+  prefix?: string
+  historyLimit?: number
+  maxTerminalsPerGroup?: number
+  maxGroups?: number
+  /** a command unanswered for this long fails as `unavailable` (default 5000) */
+  commandTimeoutMs?: number
+  redisOptions?: RedisOptions
+  /** told about connection trouble (the store itself never hangs on it) */
+  onError?: (err: Error) => void
+}
+
+const PARTS = ['g', 'cfg', 'seen', 'role', 'load', 'meta', 'last', 'rs', 'rb', 'parts', 'plist', 'done', 'res', 'drop', 'hist'] as const
+
+const SCRIPTS = Object.fromEntries(
+  Object.entries(OP_SOURCES).map(([name, src]) => [name, new LuaScript(name, src)])
+) as Record<OpName, LuaScript>
+const DELETE = new LuaScript('delete', DELETE_SOURCE)
+
+/** Configuration fields in the order of ARGV 5..16 (payload at 15, paused at 16). */
+const CFG_ORDER = ['need', 'bossNeed', 'minOnlineRatio', 'heartbeatMs', 'offlineAfterMs', 'execTimeoutMs',
+  'dropTolerance', 'completeOn', 'resetMs', 'selection', 'payload', 'paused'] as const
+const NO_CFG = CFG_ORDER.map(() => '')
+
+function encodeField (key: string, value: unknown): string {
+  if (key === 'payload') return JSON.stringify(value ?? null)
+  if (key === 'paused') return value === true ? '1' : '0'
+  if (key === 'completeOn') return value === null || value === undefined ? '' : String(value)
+  return String(value)
+}
+
+function encodeConfig (c: GroupConfig): string[] {
+  return CFG_ORDER.map((k) => encodeField(k, c[k]))
+}
+
+function decodeConfig (flat: string[]): GroupConfig {
+  const h: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1]
+  return {
+    need: Number(h.need),
+    bossNeed: Number(h.bossNeed),
+    minOnlineRatio: Number(h.minOnlineRatio),
+    heartbeatMs: Number(h.heartbeatMs),
+    offlineAfterMs: Number(h.offlineAfterMs),
+    execTimeoutMs: Number(h.execTimeoutMs),
+    dropTolerance: Number(h.dropTolerance),
+    completeOn: h.completeOn === '' || h.completeOn === undefined ? null : h.completeOn as GroupConfig['completeOn'],
+    resetMs: Number(h.resetMs),
+    selection: h.selection as GroupConfig['selection'],
+    payload: JSON.parse(h.payload ?? 'null') as unknown,
+    paused: h.paused === '1'
+  }
+}
+
+const optNum = (v: unknown): number | null => v === '' || v === null || v === undefined ? null : Number(v)
+
+function parseEvent (group: string, e: string): StoreEvent {
+  const body = e.slice(1)
+  switch (e[0]) {
+    case 'R': return { type: 'released', release: JSON.parse(body) as ReleaseRecord }
+    case 'E': return { type: 'ended', summary: JSON.parse(body) as RoundSummary }
+    default: return { type: 'kicked', group, clientId: body }
+  }
+}
+
+interface Parsed { result: OpResult, created: boolean }
+
+/** The reply of lua-core.ts `reply()`. */
+function parseReply (group: string, raw: unknown): Parsed {
+  const a = raw as Array<string | number>
+  const state: GroupState = {
+    group,
+    phase: a[0] as Phase,
+    round: Number(a[1]),
+    paused: Number(a[2]) === 1,
+    need: Number(a[3]),
+    bossNeed: Number(a[4]),
+    online: Number(a[5]) + Number(a[6]),
+    onlineBoss: Number(a[6]),
+    ready: Number(a[7]) + Number(a[8]),
+    readyBoss: Number(a[8]),
+    participants: Number(a[9]),
+    done: Number(a[10]),
+    dropped: Number(a[11]),
+    releasedAt: optNum(a[12]),
+    updatedAt: Number(a[13])
+  }
+  const result: OpResult = {
+    state,
+    timing: { resetUntil: optNum(a[14]), deadline: optNum(a[15]) },
+    changed: Number(a[16]) === 1,
+    events: a.slice(20).map((e) => parseEvent(group, String(e))),
+    heartbeatMs: Number(a[17])
+  }
+  if (Number(a[18]) === 1) result.duplicate = true
+  return { result, created: Number(a[19]) === 1 }
+}
+
+export class RedisStore implements Store {
+  readonly redis: Redis
+  private readonly prefix: string
+  private readonly historyLimit: number
+  private readonly maxTerminals: number
+  private readonly maxGroups: number
+  /** groups this process has seen exist (saves the group-count check on auto-create) */
+  private readonly known = new Set<string>()
+  private closed = false
+
+  constructor (opts: RedisStoreOptions) {
+    this.prefix = opts.prefix ?? 'rg'
+    this.historyLimit = Math.max(1000, opts.historyLimit ?? 1000)
+    this.maxTerminals = opts.maxTerminalsPerGroup ?? 100000
+    this.maxGroups = opts.maxGroups ?? 10000
+    this.redis = new Redis(opts.url, {
+      lazyConnect: true,
+      // fail at once while Redis is unreachable (answered `unavailable`), never queue and hang
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: opts.commandTimeoutMs ?? 5000,
+      enableAutoPipelining: true,
+      retryStrategy: (times) => Math.min(50 * times, 1000),
+      ...opts.redisOptions
+    })
+    this.redis.on('error', (err: Error) => opts.onError?.(err))
+  }
+
+  async open (): Promise<void> {
+    try {
+      await this.redis.connect()
+    } catch (err) {
+      throw scriptError(err)
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    try {
+      await this.redis.quit()
+    } catch {
+      this.redis.disconnect() // not connected: nothing to flush
+    }
+  }
+
+  async ping (): Promise<boolean> {
+    try {
+      return await this.redis.ping() === 'PONG'
+    } catch {
+      return false
+    }
+  }
+
+  // --- groups -------------------------------------------------------------------------------
+
+  async listGroups (): Promise<string[]> {
+    try {
+      return await this.redis.smembers(this.registry())
+    } catch (err) {
+      throw scriptError(err)
+    }
+  }
+
+  async getGroup (group: string): Promise<GroupSnapshot | null> {
+    const raw = await this.run('snapshot', group, []) as [unknown, string[], string] | null
+    if (raw === null) return null
+    const { result } = parseReply(group, raw[0])
+    return {
+      config: decodeConfig(raw[1]),
+      state: result.state,
+      timing: result.timing,
+      release: raw[2] === '' ? null : JSON.parse(raw[2]) as ReleaseRecord
+    }
+  }
+
+  async putGroup (group: string, config: GroupConfig): Promise<OpResult> {
+    const res = await this.op('put', group, config, [])
+    await this.register(group)
+    return res
+  }
+
+  async ensureGroup (group: string, config: GroupConfig): Promise<OpResult> {
+    const res = await this.op('ensure', group, config, [])
+    await this.register(group)
+    return res
+  }
+
+  async deleteGroup (group: string): Promise<boolean> {
+    try {
+      // Unregister first: a crash in between leaves a group that ensure/put re-register, never
+      // a registered name without a group that a concurrent auto-create could lose.
+      await this.redis.srem(this.registry(), group)
+      const existed = await runScript(this.redis, DELETE, this.keys(group), [])
+      this.known.delete(group)
+      return Number(existed) === 1
+    } catch (err) {
+      throw scriptError(err)
+    }
+  }
+
+  // --- terminals ----------------------------------------------------------------------------
+
+  async heartbeat (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
+    return await this.op('heartbeat', group, opts?.createWith, terminalArgs(clientId, input))
+  }
+
+  async ready (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
+    return await this.op('ready', group, opts?.createWith, terminalArgs(clientId, input))
+  }
+
+  async done (group: string, clientId: string, input: DoneInput): Promise<OpResult> {
+    const result = input.result === undefined ? '' : JSON.stringify(input.result)
+    const res = await this.op('done', group, undefined, [clientId, String(input.round), input.ok === false ? '0' : '1', result])
+    res.duplicate = res.duplicate === true
+    return res
+  }
+
+  async leave (group: string, clientId: string): Promise<OpResult> {
+    return await this.op('leave', group, undefined, [clientId])
+  }
+
+  async hold (group: string, clientIds: string[]): Promise<OpResult> {
+    return await this.op('hold', group, undefined, clientIds)
+  }
+
+  // --- operators and time ---------------------------------------------------------------------
+
+  async ctl (group: string, op: CtlOp): Promise<OpResult> {
+    switch (op.op) {
+      case 'configure': {
+        const kv: string[] = []
+        for (const [k, v] of Object.entries(op.config)) {
+          if (v !== undefined && (CFG_ORDER as readonly string[]).includes(k)) kv.push(k, encodeField(k, v))
+        }
+        return await this.op('configure', group, undefined, kv)
+      }
+      case 'kick': return await this.op('kick', group, undefined, [op.clientId])
+      default: return await this.op(op.op, group, undefined, [])
+    }
+  }
+
+  async tick (group: string): Promise<OpResult> {
+    return await this.op('tick', group, undefined, [])
+  }
+
+  // --- reads --------------------------------------------------------------------------------
+
+  async terminals (group: string): Promise<TerminalView[]> {
+    const [ids, seen, roles, loads, metas, rs, rb, parts] = await this.run('terminals', group, []) as Array<Array<string | null>>
+    const ready = new Set([...rs, ...rb])
+    const participating = new Set(parts)
+    return (ids as string[]).map((id, i) => ({
+      clientId: id,
+      role: roles[i] as Role,
+      lastSeen: Number(seen[i]),
+      online: true,
+      ready: ready.has(id),
+      participating: participating.has(id),
+      load: optNum(loads[i]),
+      meta: metas[i] === null ? null : JSON.parse(metas[i] as string) as Record<string, unknown>
+    }))
+  }
+
+  async rounds (group: string, query: RoundsQuery): Promise<RoundSummary[]> {
+    const raw = await this.run('rounds', group, [String(query.limit), query.before === undefined ? '' : String(query.before)]) as string[]
+    return raw.map((s) => JSON.parse(s) as RoundSummary)
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private registry (): string {
+    return `${this.prefix}:groups`
+  }
+
+  /** Every key of a group, in the order lua-core.ts names them. */
+  keys (group: string): string[] {
+    return PARTS.map((p) => `${this.prefix}:{${group}}:${p}`)
+  }
+
+  private async register (group: string): Promise<void> {
+    try {
+      await this.redis.sadd(this.registry(), group)
+    } catch (err) {
+      throw scriptError(err)
+    }
+    this.known.add(group)
+  }
+
+  private async run (name: OpName, group: string, args: string[], create: string = '', cfg: string[] = NO_CFG): Promise<unknown> {
+    if (this.closed) throw new RgError('unavailable', 'the store is closed')
+    const argv = [group, String(this.maxTerminals), String(this.historyLimit), create, ...cfg, ...args]
+    return await runScript(this.redis, SCRIPTS[name], this.keys(group), argv)
+  }
+
+  /** One transition: the script, then (when it created the group) its registration. */
+  private async op (name: OpName, group: string, createWith: GroupConfig | undefined, args: string[]): Promise<OpResult> {
+    let create = ''
+    if (createWith !== undefined) {
+      create = '1'
+      if (!this.known.has(group)) {
+        try {
+          if (await this.redis.scard(this.registry()) >= this.maxGroups) create = '2'
+        } catch (err) {
+          throw scriptError(err)
+        }
+      }
+    }
+    const raw = await this.run(name, group, args, create, createWith === undefined ? NO_CFG : encodeConfig(createWith))
+    const { result, created } = parseReply(group, raw)
+    if (created) await this.register(group)
+    else this.known.add(group)
+    return result
+  }
+}
+
+function terminalArgs (clientId: string, input: HeartbeatInput): string[] {
+  return [
+    clientId,
+    input.role ?? '',
+    input.load === undefined ? '' : String(input.load),
+    input.meta === undefined ? '' : JSON.stringify(input.meta)
+  ]
+}
