@@ -16,6 +16,7 @@ import { MemoryStore } from '../plugins/scheduler/memory-store.js'
 import { installSchedulerDoor, type MqttDoor } from '../plugins/scheduler/mqtt-door.js'
 import type { Store } from '../plugins/scheduler/store.js'
 import { Topics } from '../plugins/scheduler/topics.js'
+import { clusterParts } from './cluster.js'
 import { ConfigError, tlsPortOf, type Settings } from './config.js'
 import { isRgError } from './errors.js'
 import { limitPacketSize, refuseEmptyIdWithSession } from './mqtt-guards.js'
@@ -40,9 +41,13 @@ interface Backend {
   close: () => Promise<void>
 }
 
-async function backendFor (settings: Settings): Promise<Backend> {
-  // Cluster mode (--redis) plugs in here: a Redis store, a Redis bus, mqemitter-redis and
+async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
+  // Cluster mode (--redis): a Redis store, a Redis bus, mqemitter-redis and
   // aedes-persistence-redis, all from broker/cluster.ts.
+  if (settings.redis !== null) {
+    const c = await clusterParts(settings.redis, log, settings)
+    return { store: c.store, bus: c.bus, aedes: { mq: c.mq, persistence: c.persistence }, close: c.close }
+  }
   const store = new MemoryStore({
     dataDir: settings.dataDir,
     historyLimit: settings.historyLimit,
@@ -65,7 +70,7 @@ async function closeServer (server: NetServer | HttpServer): Promise<void> {
 }
 
 export async function startServer (settings: Settings, log: Logger): Promise<RunningServer> {
-  const backend = await backendFor(settings)
+  const backend = await backendFor(settings, log)
   const engine = new Engine({
     store: backend.store,
     bus: backend.bus,
