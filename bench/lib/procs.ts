@@ -1,0 +1,176 @@
+// Processes a benchmark starts (brokers, generators, redis) and what it reads about them from
+// /proc. Everything started is tracked and killed when the run ends, also on error or signal.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect, createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url)) // dist/bench/lib → repo
+const tracked = new Set<ChildProcess>()
+const tmpDirs: string[] = []
+
+export function track (child: ChildProcess): void {
+  tracked.add(child)
+  child.once('exit', () => tracked.delete(child))
+}
+
+export function killAll (): void {
+  for (const c of tracked) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  tracked.clear()
+  for (const d of tmpDirs.splice(0)) rmSync(d, { recursive: true, force: true })
+}
+process.once('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130) })
+
+export function tempDir (): string {
+  const d = mkdtempSync(join(tmpdir(), 'rg-bench-'))
+  tmpDirs.push(d)
+  return d
+}
+
+export async function freePort (): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((resolve) => s.close(() => resolve()))
+  return port
+}
+
+async function sleep (ms: number): Promise<void> { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+async function tcpOpen (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const s = connect({ port, host: '127.0.0.1' })
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => resolve(false))
+  })
+}
+
+async function waitPort (port: number, child: ChildProcess, what: string, ms = 20000): Promise<void> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`)
+    if (await tcpOpen(port)) return
+    await sleep(50)
+  }
+  throw new Error(`${what} did not open port ${port} within ${ms} ms`)
+}
+
+export interface Broker {
+  kind: 'roundgate' | 'aedes' | 'mosquitto' | 'redis'
+  pid: number
+  mqttPort: number
+  httpPort: number
+  child: ChildProcess
+  stop: () => Promise<void>
+}
+
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const t = setTimeout(() => child.kill('SIGKILL'), 8000)
+  await exited
+  clearTimeout(t)
+}
+
+function started (kind: Broker['kind'], child: ChildProcess, mqttPort: number, httpPort: number): Broker {
+  track(child)
+  let err = ''
+  child.stderr?.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000) })
+  child.once('exit', (code, sig) => { if (code !== 0 && code !== null && sig === null) process.stderr.write(`\n${kind} exited ${code}: ${err}\n`) })
+  return { kind, pid: child.pid as number, mqttPort, httpPort, child, stop: async () => await stopChild(child) }
+}
+
+/** Node flags for the broker processes (e.g. BENCH_BROKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+function nodeArgs (): string[] {
+  return (process.env.BENCH_BROKER_NODE_ARGS ?? '').split(' ').filter((s) => s !== '')
+}
+
+export interface RoundgateOptions {
+  groups?: Record<string, Record<string, unknown>>
+  redis?: string
+  http?: boolean
+}
+
+/** roundgate as an operator starts it: bin/roundgate.js start, in-memory store, no data dir. */
+export async function startRoundgate (o: RoundgateOptions = {}): Promise<Broker> {
+  const dir = tempDir()
+  const cfg = join(dir, 'roundgate.json')
+  writeFileSync(cfg, JSON.stringify({ groups: o.groups ?? {}, maxMessageBytes: 65536 }))
+  const mqttPort = await freePort()
+  const httpPort = o.http === false ? 0 : await freePort()
+  const args = [...nodeArgs(), join(ROOT, 'bin/roundgate.js'), 'start', '--host', '127.0.0.1', '--mqtt-port', String(mqttPort),
+    '--http-port', String(httpPort), '--ws-port', '0', '--data-dir', '', '--log-level', 'warn', '--config', cfg]
+  if (o.redis !== undefined) args.push('--redis', o.redis)
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT })
+  const b = started('roundgate', child, mqttPort, httpPort)
+  await waitPort(mqttPort, child, 'roundgate')
+  if (httpPort !== 0) await waitPort(httpPort, child, 'roundgate http')
+  return b
+}
+
+/** Vanilla aedes of the same version, the same TCP listener, nothing else (bench/aedes-server.ts). */
+export async function startAedes (): Promise<Broker> {
+  const mqttPort = await freePort()
+  const child = spawn(process.execPath, [...nodeArgs(), join(ROOT, 'dist/bench/aedes-server.js'), String(mqttPort)], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT })
+  const b = started('aedes', child, mqttPort, 0)
+  await waitPort(mqttPort, child, 'aedes')
+  return b
+}
+
+export function which (cmd: string): string | null {
+  for (const d of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
+    try { readFileSync(join(d, cmd), { flag: 'r' }); return join(d, cmd) } catch {}
+  }
+  return null
+}
+
+/** Mosquitto on loopback with a config written to a temp dir (no persistence, no auth). */
+export async function startMosquitto (): Promise<Broker | null> {
+  const bin = which('mosquitto')
+  if (bin === null) return null
+  const dir = tempDir()
+  const mqttPort = await freePort()
+  const conf = join(dir, 'mosquitto.conf')
+  writeFileSync(conf, [`listener ${mqttPort} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none',
+    'max_queued_messages 100000', 'max_inflight_messages 0', 'set_tcp_nodelay true', ''].join('\n'))
+  const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const b = started('mosquitto', child, mqttPort, 0)
+  await waitPort(mqttPort, child, 'mosquitto')
+  return b
+}
+
+export async function startRedis (): Promise<Broker | null> {
+  const bin = which('redis-server')
+  if (bin === null) return null
+  const dir = tempDir()
+  const port = await freePort()
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const b = started('redis', child, port, 0)
+  await waitPort(port, child, 'redis-server')
+  return b
+}
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+export function cpuSeconds (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100 // utime, stime in clock ticks (CLK_TCK 100)
+}
+
+/** Resident set size in bytes, from /proc/<pid>/status. */
+export function rssBytes (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? 0 : Number(m[1]) * 1024
+}
+
+export async function httpJson (port: number, path: string, init?: RequestInit): Promise<any> {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, init)
+  const text = await r.text()
+  return text === '' ? null : (r.headers.get('content-type')?.includes('json') === true ? JSON.parse(text) : text)
+}
+
+export { sleep }
