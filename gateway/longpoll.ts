@@ -17,6 +17,25 @@ import { TimerWheel, type WheelEntry } from './wheel.js'
 
 export const DEFAULT_WAIT_S = 30
 export const MAX_WAIT_S = 120
+/** answers written per event-loop turn during a fan-out, so other work (the MQTT door) interleaves */
+const FANOUT_BATCH = 512
+
+/**
+ * A participant's release as body parts: the JSON all participants share (encoded to bytes once
+ * per release), then its own `role` and `shard`. The same JSON as ActiveRelease.encode (MQTT).
+ */
+const prefixes = new WeakMap<ActiveRelease, Buffer>()
+
+export function releaseParts (rel: ActiveRelease, clientId: string): Uint8Array[] | null {
+  const m = rel.message(clientId)
+  if (m === null) return null
+  let prefix = prefixes.get(rel)
+  if (prefix === undefined) {
+    const whole = JSON.stringify(rel.record)
+    prefixes.set(rel, prefix = Buffer.from(whole.slice(0, -1)))
+  }
+  return [prefix, Buffer.from(`,"role":"${m.role}","shard":{"index":${m.shard.index},"count":${m.shard.count}}}`)]
+}
 
 interface Waiter extends WheelEntry {
   readonly key: string
@@ -80,7 +99,7 @@ export class LongPolls {
     }
     const rel = this.engine.releaseOf(group)
     if (rel !== null && rel.round > after) {
-      const body = rel.encode(clientId)
+      const body = releaseParts(rel, clientId)
       if (body !== null) {
         ex.send(200, body)
         this.touch(group, clientId)
@@ -146,31 +165,43 @@ export class LongPolls {
     if (w.unhold !== null) { w.unhold(); w.unhold = null }
   }
 
-  /** The engine released a round: answer its waiting participants, from whichever side is smaller. */
+  /**
+   * The engine released a round: take its waiting participants off the maps at once (from
+   * whichever side is smaller), then answer them, FANOUT_BATCH per event-loop turn.
+   */
   private wake (rel: ActiveRelease): void {
     const m = this.byGroup.get(rel.group)
     if (m === undefined) return
     const t0 = process.hrtime.bigint()
-    let delivered = 0
-    const deliver = (w: Waiter): void => {
-      if (rel.round <= w.after) return
-      const body = rel.encode(w.clientId)
-      if (body === null) return
+    const due: Waiter[] = []
+    const take = (w: Waiter): void => {
+      if (rel.round <= w.after || !rel.has(w.clientId)) return
       this.detach(w)
-      if (w.ex.send(200, body)) delivered++
+      due.push(w)
     }
     if (m.size <= rel.size) {
-      for (const w of [...m.values()]) deliver(w)
+      for (const w of [...m.values()]) take(w)
     } else {
       for (const id of rel.ids()) {
         const w = m.get(id)
-        if (w !== undefined) deliver(w)
+        if (w !== undefined) take(w)
       }
     }
-    if (delivered > 0) {
+    if (due.length === 0) return
+    let delivered = 0
+    let i = 0
+    const batch = (): void => {
+      const end = Math.min(due.length, i + FANOUT_BATCH)
+      for (; i < end; i++) {
+        const w = due[i]
+        const body = releaseParts(rel, w.clientId)
+        if (body !== null && w.ex.send(200, body)) delivered++
+      }
+      if (i < due.length) { setImmediate(batch); return }
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       this.engine.noteFanout('http', rel.group, rel.round, seconds, delivered)
     }
+    batch()
   }
 
   /** `wait` ran out (or the terminal was kicked): 204 with the group's current round. */

@@ -102,7 +102,11 @@ export class Exchange {
     return true
   }
 
-  send (status: number, body: string, opts: SendOptions = {}, code?: ErrorCode): boolean {
+  /**
+   * Answer with a body: one string, or parts sent back to back as one body (a large shared
+   * prefix and a short tail, without joining them in JavaScript).
+   */
+  send (status: number, body: string | readonly Uint8Array[], opts: SendOptions = {}, code?: ErrorCode): boolean {
     if (!this.open) return false
     this.answered = true
     this.abortHandlers = null
@@ -111,17 +115,18 @@ export class Exchange {
       res.writeStatus(STATUS_LINES[status] ?? String(status))
       res.writeHeader('Content-Type', opts.contentType ?? 'application/json')
       if (opts.headers !== undefined) for (const [k, v] of Object.entries(opts.headers)) res.writeHeader(k, v)
-      this.writeBody(body, opts.close === true)
+      if (typeof body === 'string') this.writeString(body, opts.close === true)
+      else this.writeParts(body, opts.close === true)
     })
     this.observe?.(this.route, this.method, status, code)
     return true
   }
 
-  /**
-   * tryEnd the whole body; what the socket does not take now goes out from onWritable, byte
-   * offsets counted from where this body started (the uWS streaming pattern).
-   */
-  private writeBody (body: string, close: boolean): void {
+  // tryEnd the body; what the socket does not take now goes out from onWritable, with byte
+  // offsets counted from where this body started (the uWS streaming pattern). tryEnd never
+  // buffers: a refused remainder is ours to resend, and we keep it until it is written.
+
+  private writeString (body: string, close: boolean): void {
     const res = this.res
     if (close) {
       // end(…, closeConnection) cannot be resumed; bodies answered with close are small errors
@@ -129,15 +134,31 @@ export class Exchange {
       return
     }
     const start = res.getWriteOffset()
-    const bytes = Buffer.byteLength(body)
-    const [ok, done] = res.tryEnd(body, bytes)
-    if (ok || done) return
-    const buf = Buffer.from(body)
-    // the client went away mid-body: abort() runs, and onWritable will not be called again
+    const total = Buffer.byteLength(body)
+    const [ok, done] = res.tryEnd(body, total)
+    if (!ok && !done) this.resume(Buffer.from(body), start, total)
+  }
+
+  private writeParts (parts: readonly Uint8Array[], close: boolean): void {
+    const res = this.res
+    if (close) { res.end(Buffer.concat(parts), true); return }
+    let total = 0
+    for (const p of parts) total += p.byteLength
+    const start = res.getWriteOffset()
+    for (const p of parts) {
+      const [ok, done] = res.tryEnd(p, total)
+      if (done) return
+      if (!ok) { this.resume(Buffer.concat(parts), start, total); return }
+    }
+  }
+
+  private resume (whole: Buffer, start: number, total: number): void {
+    const res = this.res
+    // the client went away mid-body: abort() runs, and onWritable is not called again
     res.onWritable((offset) => {
       if (this.aborted) return true
-      const [ok2] = res.tryEnd(buf.subarray(offset - start), bytes)
-      return ok2
+      const [ok] = res.tryEnd(whole.subarray(offset - start), total)
+      return ok
     })
   }
 }
