@@ -4,7 +4,9 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, sep } from 'node:path'
+import mqttPacket from 'mqtt-packet'
 import t from 'tap'
+import { WebSocket } from 'ws'
 import { connect, freePort, Inbox, startBroker } from './helpers/broker.js'
 
 t.test('websocket-stream resolves ws 8, not the ws 3 it declares (known DoS in ws 3)', async (t) => {
@@ -63,6 +65,45 @@ t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and acros
   await late.subscribeAsync('ws/kept', { qos: 1 })
   const r = await lateInbox.next('ws/kept')
   t.equal(r.retain, true, 'retained message over WebSocket')
+})
+
+t.test('over WebSocket too, a packet larger than maxPacketBytes closes that connection only', async (t) => {
+  const b = await startBroker({ wsPort: await freePort(), maxPacketBytes: 2048 })
+  t.teardown(async () => await b.close())
+  const wsUrl = `ws://127.0.0.1:${b.server.ports.ws}`
+  const watcher = await wsClient(wsUrl, 'ws-watch')
+  t.teardown(async () => { await watcher.endAsync(true) })
+  const inbox = new Inbox(watcher)
+  await watcher.subscribeAsync('lim/#', { qos: 1 })
+  const big = await wsClient(wsUrl, 'ws-big')
+  t.teardown(async () => { await big.endAsync(true) })
+  const closed = new Promise<void>((resolve) => big.once('close', () => resolve()))
+  big.publish('lim/huge', Buffer.alloc(4096, 1), { qos: 0 })
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([closed, new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('the oversized WebSocket client was not closed')), 3000) })])
+  clearTimeout(timer)
+  t.pass('closed')
+
+  // One MQTT packet may span several WebSocket messages, each under ws's maxPayload: the MQTT
+  // packet limit still applies.
+  const raw = new WebSocket(wsUrl, 'mqtt')
+  t.teardown(() => raw.terminate())
+  await new Promise<void>((resolve, reject) => { raw.once('open', () => resolve()); raw.once('error', reject) })
+  const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()))
+  const connack = new Promise<Buffer>((resolve) => raw.once('message', (d: Buffer) => resolve(d)))
+  raw.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'ws-split', keepalive: 30 }))
+  t.equal((await connack)[0], 0x20, 'CONNACK')
+  const huge = mqttPacket.generate({ cmd: 'publish', topic: 'lim/split', payload: Buffer.alloc(8192, 3), qos: 0, retain: false, dup: false })
+  for (let i = 0; i < huge.length; i += 1024) raw.send(huge.subarray(i, i + 1024))
+  timer = undefined
+  await Promise.race([rawClosed, new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('the split oversized packet did not close the connection')), 3000) })])
+  clearTimeout(timer)
+  t.pass('closed by the MQTT packet limit')
+
+  await watcher.publishAsync('lim/ok', Buffer.alloc(1500, 2), { qos: 1 })
+  t.equal((await inbox.next('lim/ok')).raw.length, 1500, 'the others are still served, under the limit')
+  t.equal(inbox.on('lim/huge').length, 0)
+  t.equal(inbox.on('lim/split').length, 0)
 })
 
 t.test('a plain HTTP request to the WebSocket port is answered, not hung', async (t) => {
