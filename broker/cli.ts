@@ -42,7 +42,11 @@ async function start (argv: string[]): Promise<number> {
       process.stderr.write(`roundgate: ${err.message}\n`)
       return 2
     }
-    throw err
+    // Anything else (an unreadable state file, a store that will not open): one line for the
+    // operator, the stack in the log, and an exit status rather than a hang on open handles.
+    log.fatal({ err }, 'cannot start')
+    process.stderr.write(`roundgate: cannot start: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
   }
   const running = server
   return await new Promise<number>((resolve) => {
