@@ -3,7 +3,7 @@
 // refuses bad flags with status 2, and keeps its rounds across a restart with the same data dir.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -228,4 +228,24 @@ t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGTERM s
   t.teardown(async () => { await c.endAsync(true) })
   p.child.kill('SIGTERM')
   t.equal((await within(p.exited, 15000, 'exit')).code, 0)
+})
+
+t.test('a state file it cannot read stops the start with status 1 and one clear line on stderr', async (t) => {
+  const dir = await dataDir(t)
+  const port = await freePort()
+  const args = ['start', '--mqtt-port', String(port), '--http-port', '0', '--ws-port', '0', '--data-dir', dir]
+  const first = run(t, args)
+  await first.ready()
+  first.child.kill('SIGTERM')
+  t.equal((await within(first.exited, 15000, 'exit')).code, 0)
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.json'))
+  t.equal(files.length, 1, 'one state file was written')
+  await writeFile(join(dir, files[0]), '{ not json')
+
+  const p = run(t, args)
+  const { code } = await within(p.exited, 15000, 'exit with a corrupt state file')
+  t.equal(code, 1)
+  t.match(p.stderr(), /^roundgate: cannot start: .*state file/, p.stderr())
+  t.equal(p.stderr().trim().split('\n').length, 1, 'one line, no stack trace')
+  t.ok(p.lines().some((l) => l.level === 60 && l.msg === 'cannot start'), 'a fatal JSON log line too')
 })
