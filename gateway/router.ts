@@ -103,6 +103,18 @@ export class Router {
 
   /** The uWS handler: everything read from `req` here, synchronously (it dies at the first await). */
   handle (res: HttpResponse, req: HttpRequest): void {
+    let ex: Exchange | null = null
+    try {
+      ex = this.start(res, req)
+    } catch (err) {
+      // a fault of ours in the synchronous part: still one JSON answer, never a crash of uWS
+      if (ex === null) ex = new Exchange(res, req.getMethod().toUpperCase(), 'unmatched', this.opts.logger, this.opts.observe)
+      if (ex.open) ex.error(err)
+      else this.opts.logger.error({ err }, 'request handler failed')
+    }
+  }
+
+  private start (res: HttpResponse, req: HttpRequest): Exchange {
     const method = req.getMethod().toUpperCase()
     const path = req.getUrl()
     const rawQuery = req.getQuery() ?? ''
@@ -116,13 +128,13 @@ export class Router {
     const ex = new Exchange(res, method, label, this.opts.logger, this.opts.observe)
     if (m.kind === 'none') {
       ex.error(new RgError('not_found', `no route ${method} ${path}`))
-      return
+      return ex
     }
     if (m.kind === 'method') {
       const allow = [...new Set(m.allowed)].join(', ')
       // PROTOCOL section 5 lists no 405: a wrong method is "no such route", naming the right ones
       ex.error(new RgError('not_found', `no route ${method} ${path}; it answers ${allow}`), { headers: { Allow: allow } })
-      return
+      return ex
     }
     const route = m.route
     const contentType = req.getHeader('content-type')
@@ -137,6 +149,7 @@ export class Router {
       const close = err instanceof RgError && err.code === 'payload_too_large'
       ex.error(err, { close })
     })
+    return ex
   }
 
   private async run (
