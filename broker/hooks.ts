@@ -47,7 +47,7 @@ export function chainPreConnect (
   const prev = broker.preConnect.bind(broker)
   broker.preConnect = (client, packet, cb) => {
     const next = async (): Promise<boolean> => await new Promise((resolve, reject) => {
-      prev(client, packet, (err, ok) => { if (err !== null) reject(err); else resolve(ok) })
+      prev(client, packet, (err, ok) => { if (err !== null && err !== undefined) reject(err); else resolve(ok) })
     })
     callbackOf(fn(client, packet, next), (err, ok) => cb(err, ok === true))
   }
