@@ -90,10 +90,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.equal(ready.ws, wsPort, 'and the WebSocket port')
     t.equal(ready.level, 30, 'at level info')
     // A WebSocket client stays connected through the shutdown too.
-    const ws = await connect(`ws://127.0.0.1:${wsPort}`, `cli-ws-${signal}`)
+    const ws = await within(connect(`ws://127.0.0.1:${wsPort}`, `cli-ws-${signal}`), 5000, 'CONNACK')
     t.teardown(async () => { await ws.endAsync(true) })
 
-    const c = await connect(`mqtt://127.0.0.1:${port}`, `cli-${signal}`)
+    const c = await within(connect(`mqtt://127.0.0.1:${port}`, `cli-${signal}`), 5000, 'CONNACK')
     t.teardown(async () => { await c.endAsync(true) })
     const inbox = new Inbox(c)
     await c.subscribeAsync('cli/echo', { qos: 1 })
@@ -157,7 +157,7 @@ t.test('ROUNDGATE_MQTT_PORT (and the other variables) configure the process', as
   const ready = await p.ready()
   t.equal(ready.mqtt, port)
   t.equal(ready.ws, 0, 'ROUNDGATE_WS_PORT=0 turned WebSocket off')
-  const c = await connect(`mqtt://127.0.0.1:${port}`, 'cli-env')
+  const c = await within(connect(`mqtt://127.0.0.1:${port}`, 'cli-env'), 5000, 'CONNACK')
   t.equal(c.connected, true)
   await c.endAsync()
   p.child.kill('SIGTERM')
@@ -172,7 +172,7 @@ t.test('a round survives a restart: rounds never go backwards, the state is reta
 
   const first = run(t, args)
   await first.ready()
-  const x = await connect(url, 'x')
+  const x = await within(connect(url, 'x'), 5000, 'CONNACK')
   t.teardown(async () => { await x.endAsync(true) })
   const inbox = new Inbox(x)
   await x.subscribeAsync(['rg/g/release', 'rg/g/rounds', 'rg/g/error/x'], { qos: 1 })
@@ -193,7 +193,7 @@ t.test('a round survives a restart: rounds never go backwards, the state is reta
 
   const second = run(t, args)
   await second.ready()
-  const viewer = await connect(url, 'viewer')
+  const viewer = await within(connect(url, 'viewer'), 5000, 'CONNACK')
   t.teardown(async () => { await viewer.endAsync(true) })
   const vInbox = new Inbox(viewer)
   await viewer.subscribeAsync('rg/g/state', { qos: 1 })
@@ -202,7 +202,7 @@ t.test('a round survives a restart: rounds never go backwards, the state is reta
   t.equal(state.json.group, 'g')
   t.equal(state.json.round, r1, 'with the round kept from before')
 
-  const x2 = await connect(url, 'x')
+  const x2 = await within(connect(url, 'x'), 5000, 'CONNACK')
   t.teardown(async () => { await x2.endAsync(true) })
   const inbox2 = new Inbox(x2)
   await x2.subscribeAsync(['rg/g/release', 'rg/g/error/x'], { qos: 1 })
@@ -224,7 +224,7 @@ t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGTERM s
   const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`, { signal: AbortSignal.timeout(3000) })
   t.equal(res.status, 200, '/readyz')
   await res.text()
-  const c = await connect(`mqtt://127.0.0.1:${port}`, 'cli-http')
+  const c = await within(connect(`mqtt://127.0.0.1:${port}`, 'cli-http'), 5000, 'CONNACK')
   t.teardown(async () => { await c.endAsync(true) })
   p.child.kill('SIGTERM')
   t.equal((await within(p.exited, 15000, 'exit')).code, 0)

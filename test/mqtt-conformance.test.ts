@@ -6,6 +6,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 import { once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
+import { chainPreConnect } from '../broker/hooks.js'
 import { connect, Inbox, startBroker, waitFor, type TestBroker } from './helpers/broker.js'
 
 async function broker (t: Test, overrides: Parameters<typeof startBroker>[0] = {}): Promise<TestBroker> {
@@ -16,7 +17,8 @@ async function broker (t: Test, overrides: Parameters<typeof startBroker>[0] = {
 
 /** A connected client, closed at teardown. */
 async function client (t: Test, b: TestBroker, id: string, opts: IClientOptions = {}): Promise<MqttClient> {
-  const c = await connect(b.url, id, opts)
+  // Bounded: mqtt.js connectAsync never settles when the server closes before CONNACK.
+  const c = await within(connect(b.url, id, opts), 5000, `CONNACK for ${id}`)
   t.teardown(async () => { await c.endAsync(true) })
   return c
 }
@@ -29,10 +31,11 @@ async function clientWithInbox (t: Test, b: TestBroker, id: string, opts: IClien
   const c = mqtt.connect(b.url, { clientId: id, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts })
   t.teardown(async () => { await c.endAsync(true) })
   const inbox = new Inbox(c)
-  const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+  const connack = await within(new Promise<IConnackPacket>((resolve, reject) => {
     c.once('connect', resolve)
     c.once('error', reject)
-  })
+    c.once('close', () => reject(new Error(`${id}: closed before CONNACK`)))
+  }), 5000, `CONNACK for ${id}`)
   return { c, inbox, connack }
 }
 
@@ -347,4 +350,20 @@ t.test('a packet larger than maxPacketBytes closes that connection; the broker s
   t.equal(inbox.on('big/huge').length, 0, 'the oversized message was not delivered')
   const fresh = await client(t, b, 'big-fresh')
   t.equal(fresh.connected, true, 'new connections are accepted')
+})
+
+t.test('the guards compose with callback-style hooks installed around them', async (t) => {
+  const b = await broker(t)
+  const aedes = b.server.broker
+  // A plugin written the aedes way, answering `cb(undefined, true)`, wrapped in turn by a chained one.
+  const inner = aedes.preConnect.bind(aedes)
+  aedes.preConnect = (client, packet, cb) => inner(client, packet, (err, ok) => cb(err ?? (undefined as unknown as null), ok))
+  let seen = 0
+  chainPreConnect(aedes, async (_client, _packet, next) => { seen++; return await next() })
+  const c = await client(t, b, 'compose-1')
+  t.equal(c.connected, true, 'a CONNECT passes every hook')
+  t.equal(seen, 1)
+  const raw = await rawClient(t, b.server.ports.mqtt)
+  raw.write(EMPTY_ID_PERSISTENT_CONNECT)
+  t.equal((await raw.next('connack') as { returnCode?: number }).returnCode, 2, 'the empty-clientId guard still answers 0x02')
 })

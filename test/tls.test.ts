@@ -7,6 +7,13 @@ import mqtt from 'mqtt'
 import t from 'tap'
 import { connect, freePort, Inbox, startBroker } from './helpers/broker.js'
 
+/** Bounded: mqtt.js connectAsync never settles when the server closes before CONNACK. */
+async function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms) })
+  try { return await Promise.race([p, timeout]) } finally { clearTimeout(timer) }
+}
+
 async function run (cmd: string, args: string[]): Promise<{ ok: boolean, missing: boolean, stderr: string }> {
   return await new Promise((resolve) => {
     execFile(cmd, args, { timeout: 20000 }, (err, _stdout, stderr) => {
@@ -32,11 +39,11 @@ t.test('MQTT over TLS (mqtts://) with a self-signed certificate', { skip }, asyn
   t.ok(b.server.ports.tls > 0, 'the TLS listener is up')
   const url = `mqtts://127.0.0.1:${b.server.ports.tls}`
 
-  const sub = await mqtt.connectAsync(url, { clientId: 'tls-sub', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, rejectUnauthorized: false })
+  const sub = await within(mqtt.connectAsync(url, { clientId: 'tls-sub', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, rejectUnauthorized: false }), 5000, 'TLS CONNACK')
   t.teardown(async () => { await sub.endAsync(true) })
-  const pub = await mqtt.connectAsync(url, { clientId: 'tls-pub', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, rejectUnauthorized: false })
+  const pub = await within(mqtt.connectAsync(url, { clientId: 'tls-pub', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, rejectUnauthorized: false }), 5000, 'TLS CONNACK')
   t.teardown(async () => { await pub.endAsync(true) })
-  const tcp = await connect(b.url, 'tls-tcp-peer')
+  const tcp = await within(connect(b.url, 'tls-tcp-peer'), 5000, 'CONNACK')
   t.teardown(async () => { await tcp.endAsync(true) })
 
   const inbox = new Inbox(sub)
@@ -52,7 +59,7 @@ t.test('MQTT over TLS (mqtts://) with a self-signed certificate', { skip }, asyn
   }
 
   // Without rejectUnauthorized: false the self-signed certificate is refused: TLS is really on.
-  const refused = await mqtt.connectAsync(url, { clientId: 'tls-strict', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
-    .then(async (c) => { await c.endAsync(true); return null }, (err: Error) => err)
+  const refused = await within(mqtt.connectAsync(url, { clientId: 'tls-strict', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
+    .then(async (c) => { await c.endAsync(true); return null }, (err: Error) => err), 5000, 'the verifying client to give up')
   t.ok(refused !== null, `a verifying client refuses the self-signed certificate (${refused?.message})`)
 })

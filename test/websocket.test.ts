@@ -20,8 +20,15 @@ t.test('websocket-stream resolves ws 8, not the ws 3 it declares (known DoS in w
   t.ok(fromWsStream.resolve('ws').startsWith(dirname(wsPkgPath) + sep), 'its require(\'ws\') loads from that package')
 })
 
+/** Bounded: mqtt.js connectAsync never settles when the server closes before CONNACK. */
+async function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms) })
+  try { return await Promise.race([p, timeout]) } finally { clearTimeout(timer) }
+}
+
 async function wsClient (url: string, clientId: string): Promise<MqttClient> {
-  return await mqtt.connectAsync(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
+  return await within(mqtt.connectAsync(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 }), 5000, `CONNACK for ${clientId}`)
 }
 
 t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and across to TCP', async (t) => {
@@ -34,7 +41,7 @@ t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and acros
   t.teardown(async () => { await sub.endAsync(true) })
   const pub = await wsClient(wsUrl, 'ws-pub')
   t.teardown(async () => { await pub.endAsync(true) })
-  const tcp = await connect(b.url, 'tcp-peer')
+  const tcp = await within(connect(b.url, 'tcp-peer'), 5000, 'CONNACK for tcp-peer')
   t.teardown(async () => { await tcp.endAsync(true) })
 
   const inbox = new Inbox(sub)
@@ -79,25 +86,21 @@ t.test('over WebSocket too, a packet larger than maxPacketBytes closes that conn
   t.teardown(async () => { await big.endAsync(true) })
   const closed = new Promise<void>((resolve) => big.once('close', () => resolve()))
   big.publish('lim/huge', Buffer.alloc(4096, 1), { qos: 0 })
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([closed, new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('the oversized WebSocket client was not closed')), 3000) })])
-  clearTimeout(timer)
+  await within(closed, 3000, 'the oversized WebSocket client to be closed')
   t.pass('closed')
 
   // One MQTT packet may span several WebSocket messages, each under ws's maxPayload: the MQTT
   // packet limit still applies.
   const raw = new WebSocket(wsUrl, 'mqtt')
   t.teardown(() => raw.terminate())
-  await new Promise<void>((resolve, reject) => { raw.once('open', () => resolve()); raw.once('error', reject) })
+  await within(new Promise<void>((resolve, reject) => { raw.once('open', () => resolve()); raw.once('error', reject) }), 5000, 'WebSocket open')
   const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()))
   const connack = new Promise<Buffer>((resolve) => raw.once('message', (d: Buffer) => resolve(d)))
   raw.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'ws-split', keepalive: 30 }))
-  t.equal((await connack)[0], 0x20, 'CONNACK')
+  t.equal((await within(connack, 5000, 'CONNACK'))[0], 0x20, 'CONNACK')
   const huge = mqttPacket.generate({ cmd: 'publish', topic: 'lim/split', payload: Buffer.alloc(8192, 3), qos: 0, retain: false, dup: false })
   for (let i = 0; i < huge.length; i += 1024) raw.send(huge.subarray(i, i + 1024))
-  timer = undefined
-  await Promise.race([rawClosed, new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('the split oversized packet did not close the connection')), 3000) })])
-  clearTimeout(timer)
+  await within(rawClosed, 3000, 'the split oversized packet to close the connection')
   t.pass('closed by the MQTT packet limit')
 
   await watcher.publishAsync('lim/ok', Buffer.alloc(1500, 2), { qos: 1 })
