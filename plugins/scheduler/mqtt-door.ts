@@ -28,7 +28,17 @@ export interface MqttDoorOptions {
 
 type Publish = (packet: PublishPacket, client: Client | null, done?: (err?: Error) => void) => void
 interface AedesInternals { clients: Record<string, Client | undefined>, publish: Publish }
-interface ClientInternals { subscriptions: Record<string, { qos: number } | undefined> }
+interface ClientInternals {
+  subscriptions: Record<string, { qos: number } | undefined>
+  clean: boolean
+  connecting: boolean
+  connected: boolean
+  errored: boolean
+  conn: NodeJS.WritableStream & { cork?: () => void, uncork?: () => void, destroyed?: boolean, writableEnded?: boolean }
+  /** aedes's next outgoing packet id for this client (lib/qos-packet.js takes from it the same way) */
+  _nextId: number
+  waitForDrain: (cb: (err?: Error | null) => void) => void
+}
 
 const noop = (): void => {}
 
@@ -194,9 +204,15 @@ export class MqttDoor {
   }
 
   private sendRelease (client: Client, rel: ActiveRelease, topic: string, qos: number, retain: boolean, done: () => void): void {
-    const text = rel.encode(client.id)
-    if (text === null) { done(); return }
-    client.publish({ cmd: 'publish', topic, payload: Buffer.from(text), qos: qos as 0 | 1, retain, dup: false }, done)
+    const parts = rel.encodeParts(client.id)
+    if (parts === null) { done(); return }
+    if ((client as unknown as ClientInternals).clean) {
+      writeRelease(client as unknown as ClientInternals, topic, qos, retain, parts)
+      done()
+      return
+    }
+    // a persistent session: through aedes, which stores the QoS 1 message for retransmission
+    client.publish({ cmd: 'publish', topic, payload: Buffer.concat(parts), qos: qos as 0 | 1, retain, dup: false }, done)
   }
 
   /** A participant subscribing during its round gets its release at once, as a retained message. */
@@ -245,6 +261,50 @@ function parseJson (payload: Buffer | string, size: number): unknown {
   } catch {
     throw new RgError('bad_request', 'the payload is not valid JSON')
   }
+}
+
+/**
+ * Write one release PUBLISH [MQTT-3.3] straight to a clean-session client's connection: fixed
+ * header, topic, packet id, then the payload as the release's shared prefix and this participant's
+ * tail, corked into one writev. This is what aedes's client.publish ends in for a clean session
+ * (lib/client.js deliverQoS → write.js), without its per-message Packet, setImmediate and forward
+ * check: QoS 1 takes its packet id from client._nextId exactly as lib/qos-packet.js does, so ids
+ * never collide with aedes's own, and nothing is stored (aedes stores nothing for clean sessions
+ * either; the PUBACK then finds no stored packet, as for aedes's own QoS 1 sends). A socket that
+ * does not drain falls under aedes's drainTimeout like any other write.
+ */
+function writeRelease (client: ClientInternals, topic: string, qos: number, retain: boolean, [prefix, tail]: [Buffer, Buffer]): void {
+  if (!(client.connecting || client.connected) || client.errored) return
+  const conn = client.conn
+  if (conn.destroyed === true || conn.writableEnded === true) return
+  const topicBytes = Buffer.byteLength(topic)
+  const length = 2 + topicBytes + (qos > 0 ? 2 : 0) + prefix.length + tail.length
+  let lengthBytes = 1
+  while (length >= 128 ** lengthBytes) lengthBytes++ // [MQTT-2.2.3] remaining length, at most 4 bytes
+  const head = Buffer.allocUnsafe(1 + lengthBytes + 2 + topicBytes + (qos > 0 ? 2 : 0))
+  let i = 0
+  head[i++] = 0x30 | (qos << 1) | (retain ? 1 : 0)
+  let rest = length
+  do {
+    let b = rest % 128
+    rest = Math.floor(rest / 128)
+    if (rest > 0) b |= 128
+    head[i++] = b
+  } while (rest > 0)
+  head.writeUInt16BE(topicBytes, i)
+  i += 2
+  i += head.write(topic, i)
+  if (qos > 0) {
+    const id = client._nextId
+    client._nextId = id >= 65535 ? 1 : id + 1
+    head.writeUInt16BE(id, i)
+  }
+  conn.cork?.()
+  conn.write(head)
+  conn.write(prefix)
+  const ok = conn.write(tail)
+  conn.uncork?.()
+  if (!ok) client.waitForDrain(noop)
 }
 
 /** The QoS a client gets on `topic`: the highest of its matching subscriptions, at most 1; -1 if none. */

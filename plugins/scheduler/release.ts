@@ -10,6 +10,7 @@ export class ActiveRelease {
   private readonly slots = new Map<string, Slot>()
   private readonly smalls: number
   private prefix: string | null = null
+  private prefixBytes: Buffer | null = null
 
   constructor (record: ReleaseRecord) {
     this.record = record
@@ -44,11 +45,31 @@ export class ActiveRelease {
   encode (clientId: string): string | null {
     const slot = this.slots.get(clientId)
     if (slot === undefined) return null
+    return this.prefixText() + this.tail(slot)
+  }
+
+  /**
+   * The participant's message as bytes in two pieces: the prefix, one Buffer shared by every
+   * participant (the release lists them all, so it grows with the round), and its own short tail.
+   * A door writes both to the socket, so a release to N costs one encoding, not N.
+   */
+  encodeParts (clientId: string): [prefix: Buffer, tail: Buffer] | null {
+    const slot = this.slots.get(clientId)
+    if (slot === undefined) return null
+    this.prefixBytes ??= Buffer.from(this.prefixText())
+    return [this.prefixBytes, Buffer.from(this.tail(slot))]
+  }
+
+  private prefixText (): string {
     if (this.prefix === null) {
       const whole = JSON.stringify(this.record)
       this.prefix = whole.slice(0, -1)
     }
-    return `${this.prefix},"role":"${slot.role}","shard":{"index":${slot.index},"count":${this.count(slot.role)}}}`
+    return this.prefix
+  }
+
+  private tail (slot: Slot): string {
+    return `,"role":"${slot.role}","shard":{"index":${slot.index},"count":${this.count(slot.role)}}}`
   }
 
   private count (role: Role): number {
