@@ -262,9 +262,14 @@ export class GroupModel {
     if (completeOnOf(this.config) === 'boss' && bosses.length > 0) {
       complete = bosses.every((b) => this.done.has(b))
     } else {
-      complete = true
-      for (const id of this.participants.keys()) {
-        if (!this.done.has(id) && !this.dropped.has(id)) { complete = false; break }
+      // done and dropped may overlap (a dropped participant can still report), so their sizes only
+      // bound the union: below the participant count the round cannot be complete, and the scan
+      // (which made N reports cost N² at 10,000 participants) runs only near the end
+      complete = this.done.size + this.dropped.size >= this.participants.size
+      if (complete) {
+        for (const id of this.participants.keys()) {
+          if (!this.done.has(id) && !this.dropped.has(id)) { complete = false; break }
+        }
       }
     }
     if (complete) this.endRound('completed', now)
