@@ -95,6 +95,8 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
       r.once('ready', () => { clearTimeout(timer); resolve() })
     })))
     mq = MQEmitterRedis({ pubConn, subConn })
+    // mqemitter-redis re-emits connection errors on `state`: unheard, they would end the process
+    ;(mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', onError)
     persistence = aedesPersistenceRedis({ conn })
   } catch (err) {
     for (const r of links) r.disconnect()
