@@ -4,7 +4,7 @@
 // test/store-suite.ts holds both to them.
 import { RgError } from '../../broker/errors.js'
 import { completeOnOf, dropLimit, onlineThreshold } from './group-config.js'
-import { select, type Candidate } from './selection.js'
+import { select } from './selection.js'
 import type {
   CtlOp, DoneInput, GroupConfig, GroupState, GroupTiming, HeartbeatInput, Outcome, Phase,
   ReleaseRecord, Role, RoundSummary, StoreEvent, TerminalView
@@ -335,31 +335,52 @@ export class GroupModel {
   }
 
   private freeze (smallCount: number, bossCount: number, now: number): void {
-    const candidates: Candidate[] = []
-    for (const t of this.readySmall.values()) candidates.push(t)
-    const smalls = select(this.config.selection, candidates, smallCount)
-    const bosses = [...this.readyBoss.keys()].slice(0, bossCount)
+    const smalls = this.pickSmalls(smallCount)
+    const bosses: Terminal[] = []
+    for (const t of this.readyBoss.values()) {
+      if (bosses.length >= bossCount) break
+      bosses.push(t)
+    }
     this.round += 1
     this.phase = 'EXECUTING'
     this.releasedAt = now
     this.participants = new Map()
-    for (const id of smalls) this.participants.set(id, 'small')
-    for (const id of bosses) this.participants.set(id, 'boss')
-    for (const id of this.participants.keys()) {
-      const t = this.terminals.get(id) as Terminal
-      this.readyMap(t.role).delete(id)
-      t.readySeq = 0
-      t.lastRound = this.round
-    }
+    for (const t of smalls) this.participants.set(t.id, 'small')
+    for (const t of bosses) this.participants.set(t.id, 'boss')
+    leaveReady(this.readySmall, smalls)
+    leaveReady(this.readyBoss, bosses)
+    for (const t of smalls) { t.readySeq = 0; t.lastRound = this.round }
+    for (const t of bosses) { t.readySeq = 0; t.lastRound = this.round }
+    const bossIds = bosses.map((t) => t.id)
     this.release = {
       group: this.name,
       round: this.round,
       releasedAt: now,
       deadline: now + this.config.execTimeoutMs,
-      participants: [...smalls, ...bosses],
-      bosses,
+      participants: [...smalls.map((t) => t.id), ...bossIds],
+      bosses: bossIds,
       payload: this.config.payload
     }
     this.events.push({ type: 'released', release: this.release })
   }
+
+  /** The ready smalls a round takes, by `selection`; `fifo` is the head of the ready order. */
+  private pickSmalls (count: number): Terminal[] {
+    const out: Terminal[] = []
+    if (this.config.selection === 'fifo') {
+      for (const t of this.readySmall.values()) {
+        if (out.length >= count) break
+        out.push(t)
+      }
+      return out
+    }
+    for (const id of select(this.config.selection, [...this.readySmall.values()], count)) out.push(this.readySmall.get(id) as Terminal)
+    return out
+  }
+}
+
+/** Take released terminals out of a ready map: all at once when the round took every one of them. */
+function leaveReady (ready: Map<string, Terminal>, taken: Terminal[]): void {
+  if (taken.length === ready.size) ready.clear()
+  else for (const t of taken) ready.delete(t.id)
 }
