@@ -57,6 +57,14 @@ async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
   return { store, bus: new LocalBus(), aedes: {}, close: async () => {} }
 }
 
+function readTlsFiles (cert: string, key: string): { cert: Buffer, key: Buffer } {
+  try {
+    return { cert: readFileSync(cert), key: readFileSync(key) }
+  } catch (err) {
+    throw new ConfigError(`cannot read the TLS certificate or key: ${(err as Error).message}`)
+  }
+}
+
 async function listen (server: NetServer | HttpServer, port: number, host: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -71,18 +79,20 @@ async function closeServer (server: NetServer | HttpServer): Promise<void> {
 
 export async function startServer (settings: Settings, log: Logger): Promise<RunningServer> {
   const backend = await backendFor(settings, log)
-  const engine = new Engine({
-    store: backend.store,
-    bus: backend.bus,
-    logger: log.child({ module: 'engine' }),
-    autoCreateGroups: settings.autoCreateGroups,
-    groupDefaults: settings.groupDefaults,
-    groups: settings.groups,
-    sweepMs: settings.sweepMs
-  })
+  let engine: Engine | null = null
   try {
+    engine = new Engine({
+      store: backend.store,
+      bus: backend.bus,
+      logger: log.child({ module: 'engine' }),
+      autoCreateGroups: settings.autoCreateGroups,
+      groupDefaults: settings.groupDefaults,
+      groups: settings.groups,
+      sweepMs: settings.sweepMs
+    })
     await engine.start()
   } catch (err) {
+    await engine?.stop().catch(() => {})
     await backend.close()
     if (isRgError(err)) throw new ConfigError(`configuration: ${err.message}`)
     throw err
@@ -120,7 +130,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     }
     const tlsPort = tlsPortOf(settings)
     if (tlsPort !== 0 && settings.tlsCert !== null && settings.tlsKey !== null) {
-      const s = createTlsServer({ cert: readFileSync(settings.tlsCert), key: readFileSync(settings.tlsKey) }, handle)
+      const s = createTlsServer(readTlsFiles(settings.tlsCert, settings.tlsKey), handle)
       servers.push(s)
       ports.tls = await listen(s, tlsPort, host)
     }
@@ -141,6 +151,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     await engine.stop()
     await backend.close()
+    if (err instanceof ConfigError) throw err
     throw new ConfigError(`cannot listen: ${(err as Error).message}`)
   }
 

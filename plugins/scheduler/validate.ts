@@ -17,7 +17,9 @@ export function asBody (input: unknown): Body {
 }
 
 export function checkGroupName (group: string): string {
-  if (!GROUP_NAME.test(group)) throw new RgError('bad_request', 'group names are 1-64 characters of A-Z a-z 0-9 _ . -')
+  if (!GROUP_NAME.test(group)) {
+    throw new RgError('bad_request', `"${group.slice(0, 80)}" is not a group name: 1-64 characters of A-Z a-z 0-9 _ . -`)
+  }
   return group
 }
 

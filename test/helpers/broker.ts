@@ -39,8 +39,16 @@ export async function startBroker (overrides: Partial<Settings> = {}): Promise<T
   return { server, url: `mqtt://127.0.0.1:${server.ports.mqtt}`, close: async () => await server.close() }
 }
 
+/** Connect and wait for CONNACK; rejects (never hangs) if the server closes the connection first. */
 export async function connect (url: string, clientId: string, opts: IClientOptions = {}): Promise<MqttClient> {
-  return await mqtt.connectAsync(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts })
+  const c = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts })
+  return await new Promise((resolve, reject) => {
+    const fail = (err: Error): void => { c.end(true); reject(err) }
+    c.once('connect', () => { c.off('error', fail); c.off('close', closed); resolve(c) })
+    c.once('error', fail)
+    const closed = (): void => fail(new Error(`${clientId}: connection closed before CONNACK`))
+    c.once('close', closed)
+  })
 }
 
 /** Publish JSON (or a raw string/Buffer) and wait for the broker's acknowledgement at QoS 1. */
