@@ -22,7 +22,7 @@ const SCENARIOS: Record<string, (o: Options) => Promise<ScenarioResult>> = {
   release, heartbeat, overhead, 'fanout-peers': fanoutPeers, memory, cluster
 }
 
-const USAGE = `usage: npm run bench -- <${Object.keys(SCENARIOS).join('|')}> [--n N] [--door mqtt|http|mix] [--rounds R] [--clients C] [--seconds S] [--qos 0|1] [--bytes B] [--gens G] [--json]`
+const USAGE = `usage: npm run bench -- <${Object.keys(SCENARIOS).join('|')}> [--n N] [--door mqtt|http|mix] [--rounds R] [--clients C] [--seconds S] [--qos 0|1] [--bytes B] [--gens G] [--skip-compare] [--json]`
 
 async function main (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -38,6 +38,7 @@ async function main (argv: string[]): Promise<number> {
       clients: { type: 'string' },
       bytes: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'skip-compare': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -71,7 +72,8 @@ async function main (argv: string[]): Promise<number> {
     qos: int(values.qos, 1, 'qos', 0, 1) as 0 | 1,
     clients: int(values.clients, d.clients, 'clients', 1, 20000),
     json: values.json,
-    bytes: values.bytes === undefined ? null : int(values.bytes, 64, 'bytes', 1, 1000000)
+    bytes: values.bytes === undefined ? null : int(values.bytes, 64, 'bytes', 1, 1000000),
+    compare: !values['skip-compare']
   }
   const started = Date.now()
   // a run never outlives its bound: 15 minutes at most

@@ -93,6 +93,9 @@ export interface RoundgateOptions {
   groups?: Record<string, Record<string, unknown>>
   redis?: string
   http?: boolean
+  /** load bench/probe.ts into the broker: times the deciding read and the first release write */
+  probe?: { match: string, topic: string, file: string }
+  env?: Record<string, string>
 }
 
 /** roundgate as an operator starts it: bin/roundgate.js start, in-memory store, no data dir. */
@@ -102,10 +105,13 @@ export async function startRoundgate (o: RoundgateOptions = {}): Promise<Broker>
   writeFileSync(cfg, JSON.stringify({ groups: o.groups ?? {}, maxMessageBytes: 65536 }))
   const mqttPort = await freePort()
   const httpPort = o.http === false ? 0 : await freePort()
-  const args = [...nodeArgs(), join(ROOT, 'bin/roundgate.js'), 'start', '--host', '127.0.0.1', '--mqtt-port', String(mqttPort),
+  const probe = o.probe === undefined ? [] : ['--import', join(ROOT, 'dist/bench/probe.js')]
+  const args = [...nodeArgs(), ...probe, join(ROOT, 'bin/roundgate.js'), 'start', '--host', '127.0.0.1', '--mqtt-port', String(mqttPort),
     '--http-port', String(httpPort), '--ws-port', '0', '--data-dir', '', '--log-level', 'warn', '--config', cfg]
   if (o.redis !== undefined) args.push('--redis', o.redis)
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT })
+  const env = { ...process.env, ...o.env }
+  if (o.probe !== undefined) Object.assign(env, { BENCH_PROBE_MATCH: o.probe.match, BENCH_PROBE_TOPIC: o.probe.topic, BENCH_PROBE_FILE: o.probe.file })
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT, env })
   const b = started('roundgate', child, mqttPort, httpPort)
   await waitPort(mqttPort, child, 'roundgate')
   if (httpPort !== 0) await waitPort(httpPort, child, 'roundgate http')

@@ -149,6 +149,14 @@ export class MqttConn {
     })
   }
 
+  /** Write `frames` (ending with one PINGREQ) and wait for its PINGRESP. */
+  async syncAfter (frames: Buffer): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.pings.push(resolve)
+      this.socket.write(frames)
+    })
+  }
+
   close (): void {
     if (!this.closed) this.socket.destroy()
     this.closed = true

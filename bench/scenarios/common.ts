@@ -14,6 +14,7 @@ export interface Options {
   clients: number
   json: boolean
   bytes: number | null
+  compare: boolean
 }
 
 export function ids (prefix: string, n: number, from = 0): string[] {
@@ -46,18 +47,24 @@ export async function receipts (fleet: Fleet, shares: string[][], t0: number, ti
 
 /**
  * One plain QoS `qos` message of `bytes` bytes to n subscribers of `topic` on `broker`, published
- * by one more client; times from the publisher's write to each subscriber's receipt.
+ * by one more client, `times` times over the same connections; times from the publisher's write
+ * to each subscriber's receipt. Answers every repetition.
  */
-export async function plainFanout (fleet: Fleet, broker: Broker, n: number, bytes: number, qos: 0 | 1, label: string): Promise<{ d: Dist, missing: number }> {
+export async function plainFanout (fleet: Fleet, broker: Broker, n: number, bytes: number, qos: 0 | 1, label: string, times = 1): Promise<Array<{ d: Dist, missing: number }>> {
   const topic = 'bench/fan'
   const subs = ids('s', n)
   const shares = await connectMqtt(fleet, broker.mqttPort, subs, { topic, qos }, `${label}: connecting ${n} subscribers`)
   try {
     await fleet.gens[0].call('mqtt.connect', { port: broker.mqttPort, ids: ['publisher'] })
-    await fleet.each('arm', () => ({ topic }), 'arm')
-    const { t0 } = await fleet.gens[0].call<{ t0: number }>('mqtt.publishOne', { id: 'publisher', topic, payload: 'x'.repeat(bytes), qos })
-    const r = await receipts(fleet, shares, t0, 60000)
-    return { d: r.d, missing: r.missing }
+    const out: Array<{ d: Dist, missing: number }> = []
+    for (let i = 0; i < times; i++) {
+      await fleet.each('arm', () => ({ topic }), 'arm')
+      const { t0 } = await fleet.gens[0].call<{ t0: number }>('mqtt.publishOne', { id: 'publisher', topic, payload: 'x'.repeat(bytes), qos })
+      const r = await receipts(fleet, shares, t0, 60000)
+      out.push({ d: r.d, missing: r.missing })
+      await new Promise((resolve) => setTimeout(resolve, 200)) // PUBACKs settle
+    }
+    return out
   } finally {
     await fleet.each('close', () => ({}), 'close')
   }
