@@ -311,4 +311,5 @@ t.test('timers (exec timeout, reset, eviction) fire once cluster-wide', async (t
   t.strictSame(releasesOf(d.inbox, g).map((m) => m.json.round), [2], 'one release for d')
   const hist = (await http('GET', `${nodes[1].base}/v1/groups/${g}/rounds`)).json
   t.strictSame(hist.map((s: { round: number }) => s.round), [2, 1])
+  t.equal(await nodes[2].stop(), 0, 'SIGTERM ends a cluster process with status 0')
 })

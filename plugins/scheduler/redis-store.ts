@@ -148,6 +148,8 @@ export class RedisStore implements Store {
   async open (): Promise<void> {
     try {
       await this.redis.connect()
+      // load every script once, so concurrent first calls need no NOSCRIPT round trip
+      await Promise.all([...Object.values(SCRIPTS), DELETE].map(async (s) => await this.redis.script('LOAD', s.source)))
     } catch (err) {
       throw scriptError(err)
     }
