@@ -1,7 +1,7 @@
 // PROTOCOL section 3 over MQTT, end to end: release thresholds, the frozen set, done, drops,
 // completion rules, timeout, reset, liveness. Each test fails if its rule is broken.
 import t from 'tap'
-import { sleep, waitFor } from './helpers/broker.js'
+import { waitFor } from './helpers/broker.js'
 import { fleet, readyAll, silent } from './helpers/rounds.js'
 
 t.test('release waits for need × minOnlineRatio online smalls, then uses effNeed', async (t) => {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { MemoryStore } from '../plugins/scheduler/memory-store.js'
-import { cfg, endings, releases, storeSuite } from './store-suite.js'
+import { cfg, endings, releases, storeSuite } from './store-suite/index.js'
 
 storeSuite(t, 'memory', async (opts) => {
   const store = new MemoryStore({ ...opts })

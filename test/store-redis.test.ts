@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import { OP_SOURCES } from '../plugins/scheduler/redis/lua-ops.js'
 import { RedisStore } from '../plugins/scheduler/redis-store.js'
-import { cfg, endings, releases, storeSuite } from './store-suite.js'
+import { cfg, endings, releases, storeSuite } from './store-suite/index.js'
 import { startRedis } from './helpers/redis-server.js'
 
 const server = await startRedis()

@@ -1,0 +1,55 @@
+// Shared pieces of the abstract store suite: configs, polling, event extraction, observation.
+import type { Test } from 'tap'
+import { DEFAULT_GROUP_CONFIG, mergeConfig } from '../../plugins/scheduler/group-config.js'
+import type { Store } from '../../plugins/scheduler/store.js'
+import type { GroupConfig, OpResult, ReleaseRecord, RoundSummary, StoreEvent } from '../../plugins/scheduler/types.js'
+
+export interface SuiteStoreOptions {
+  maxTerminalsPerGroup?: number
+  historyLimit?: number
+}
+
+export type MakeStore = (opts: SuiteStoreOptions) => Promise<{ store: Store, cleanup: () => Promise<void> }>
+
+export function cfg (patch: Partial<GroupConfig> = {}): GroupConfig {
+  return mergeConfig(DEFAULT_GROUP_CONFIG, patch)
+}
+
+export const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Poll `fn` until it answers true; throws after `ms`. */
+export async function until (fn: () => Promise<boolean>, ms = 3000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms
+  for (;;) {
+    if (await fn()) return
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+export function releases (res: OpResult | OpResult[]): ReleaseRecord[] {
+  const all = Array.isArray(res) ? res : [res]
+  return all.flatMap((r) => r.events.filter((e): e is Extract<StoreEvent, { type: 'released' }> => e.type === 'released').map((e) => e.release))
+}
+
+export function endings (res: OpResult | OpResult[]): RoundSummary[] {
+  const all = Array.isArray(res) ? res : [res]
+  return all.flatMap((r) => r.events.filter((e): e is Extract<StoreEvent, { type: 'ended' }> => e.type === 'ended').map((e) => e.summary))
+}
+
+/** Everything a caller can observe about a group (minus times), to prove a refusal changed nothing. */
+export async function observe (store: Store, g: string): Promise<unknown> {
+  const snap = await store.getGroup(g)
+  if (snap === null) return null
+  const terms = (await store.terminals(g)).map((v) => ({ ...v, lastSeen: 0 })).sort((a, b) => a.clientId.localeCompare(b.clientId))
+  return { snap: { ...snap, state: { ...snap.state, updatedAt: 0 } }, terms, rounds: await store.rounds(g, { limit: 10 }) }
+}
+
+export type SuiteTest = (title: string, fn: (t: Test, store: Store) => Promise<void>, opts?: SuiteStoreOptions) => void
+
+export interface SuiteContext {
+  test: SuiteTest
+  ready: (store: Store, g: string, ids: string[], role?: 'small' | 'boss') => Promise<OpResult[]>
+  /** A group with config `c`, already paused while terminals declare ready, then resumed. */
+  pausedReady: (store: Store, c: Partial<GroupConfig>, ids: string[]) => Promise<OpResult>
+}
