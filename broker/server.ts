@@ -124,9 +124,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   let gateway: Gateway | null = null
   try {
     if (settings.mqttPort !== 0) {
-      // TCP_NODELAY: a release written right after small packets (PUBACKs of the readies) must not
-      // wait behind Nagle for the delayed ACK of those (up to 40 ms on Linux)
-      const s = createNetServer({ noDelay: true }, handle)
+      const s = createNetServer(handle)
       servers.push(s)
       ports.mqtt = await listen(s, settings.mqttPort, host)
     }

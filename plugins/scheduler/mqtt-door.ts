@@ -34,7 +34,7 @@ interface ClientInternals {
   connecting: boolean
   connected: boolean
   errored: boolean
-  conn: NodeJS.WritableStream & { cork?: () => void, uncork?: () => void, destroyed?: boolean, writableEnded?: boolean }
+  conn: NodeJS.WritableStream & { cork?: () => void, uncork?: () => void, setNoDelay?: (on?: boolean) => unknown, destroyed?: boolean, writableEnded?: boolean }
   /** aedes's next outgoing packet id for this client (lib/qos-packet.js takes from it the same way) */
   _nextId: number
   waitForDrain: (cb: (err?: Error | null) => void) => void
@@ -206,6 +206,10 @@ export class MqttDoor {
   private sendRelease (client: Client, rel: ActiveRelease, topic: string, qos: number, retain: boolean, done: () => void): void {
     const parts = rel.encodeParts(client.id)
     if (parts === null) { done(); return }
+    // TCP_NODELAY on a participant's socket (once; Node skips repeats): the release follows the
+    // PUBACKs of the readies, and with Nagle on, the kernel holds it until those are ACKed, which
+    // terminals delay up to 40 ms. Plain pub/sub connections keep Nagle's batching.
+    ;(client as unknown as ClientInternals).conn.setNoDelay?.(true)
     if ((client as unknown as ClientInternals).clean) {
       writeRelease(client as unknown as ClientInternals, topic, qos, retain, parts)
       done()
