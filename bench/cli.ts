@@ -7,6 +7,7 @@
 //   cluster       [--n 1000]
 // common: --gens G (generator processes; default ceil(n/3000), at least 2), --json
 // Loopback only; every broker and generator started here is killed when the run ends.
+import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { killAll } from './lib/procs.js'
 import type { ScenarioResult } from './lib/report.js'
@@ -76,13 +77,14 @@ async function main (argv: string[]): Promise<number> {
     compare: !values['skip-compare']
   }
   const started = Date.now()
+  const load0 = loadavg()[0]
   // a run never outlives its bound: 15 minutes at most
   const guard = setTimeout(() => { process.stderr.write('\nbench: time limit reached, stopping\n'); killAll(); process.exit(3) }, 15 * 60000)
   guard.unref()
   const res = await SCENARIOS[name](o)
-  const meta = { scenario: name, date: new Date().toISOString(), node: process.version, seconds: (Date.now() - started) / 1000, options: o }
+  const meta = { scenario: name, date: new Date().toISOString(), node: process.version, seconds: (Date.now() - started) / 1000, loadavg1: [load0, loadavg()[0]], options: o }
   if (o.json) process.stdout.write(JSON.stringify({ ...meta, ...res.data }, null, 2) + '\n')
-  else process.stdout.write(res.text + '\n')
+  else process.stdout.write(`${res.text}\n(1-min load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after: other work on this machine shows here)\n`)
   return 0
 }
 

@@ -142,7 +142,7 @@ export async function startMosquitto (): Promise<Broker | null> {
   const mqttPort = await freePort()
   const conf = join(dir, 'mosquitto.conf')
   writeFileSync(conf, [`listener ${mqttPort} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none',
-    'max_queued_messages 100000', 'max_inflight_messages 0', 'set_tcp_nodelay true', ''].join('\n'))
+    'max_queued_messages 100000', 'max_inflight_messages 0', ''].join('\n'))
   const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   const b = started('mosquitto', child, mqttPort, 0)
   await waitPort(mqttPort, child, 'mosquitto')

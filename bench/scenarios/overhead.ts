@@ -9,7 +9,9 @@ import { cpuSeconds, sleep, startAedes, startRoundgate, type Broker } from '../l
 import { dist, table, type ScenarioResult } from '../lib/report.js'
 import { ids, type Options } from './common.js'
 
-interface Run { broker: string, qos: number, received: number, sent: number, seconds: number, rate: number, cpu: number }
+const REPS = 5
+
+interface Run { broker: string, qos: number, received: number, sent: number, seconds: number, rate: number, cpu: number, perCpu: number }
 
 async function once (fleet: Fleet, b: Broker, pairs: number, qos: 0 | 1, seconds: number, bytes: number): Promise<Run> {
   const pubs = ids('p', pairs)
@@ -30,9 +32,10 @@ async function once (fleet: Fleet, b: Broker, pairs: number, qos: 0 | 1, seconds
       await sleep(100)
       c = await sg.call('count.read')
     }
-    const cpu = (cpuSeconds(b.pid) - cpu0) / ((Date.now() - w0) / 1000)
+    const used = cpuSeconds(b.pid) - cpu0
+    const cpu = used / ((Date.now() - w0) / 1000)
     const secs = (c.lastReceivedAt - r.t0) / 1e9
-    return { broker: b.kind, qos, received: c.received, sent: r.sent, seconds: secs, rate: c.received / secs, cpu: cpu * 100 }
+    return { broker: b.kind, qos, received: c.received, sent: r.sent, seconds: secs, rate: c.received / secs, cpu: cpu * 100, perCpu: c.received / Math.max(used, 0.01) }
   } finally {
     await pg.call('close')
     await sg.call('close')
@@ -51,7 +54,7 @@ export async function overhead (o: Options): Promise<ScenarioResult> {
     const ae = await startAedes()
     started.push(ae)
     for (const qos of [0, 1] as const) {
-      for (let rep = 0; rep < 3; rep++) {
+      for (let rep = 0; rep < REPS; rep++) {
         for (const b of rep % 2 === 0 ? [rg, ae] : [ae, rg]) {
           process.stderr.write(`  ${b.kind} QoS ${qos} run ${rep + 1}...\n`)
           runs.push(await once(fleet, b, pairs, qos, o.seconds, bytes))
@@ -63,13 +66,14 @@ export async function overhead (o: Options): Promise<ScenarioResult> {
     for (const qos of [0, 1]) {
       const r = runs.filter((x) => x.qos === qos && x.broker === 'roundgate')
       const a = runs.filter((x) => x.qos === qos && x.broker === 'aedes')
-      const best = (xs: Run[]): number => dist(xs.map((x) => x.rate)).p50
-      for (const x of [...r, ...a]) rows.push([`${x.broker === 'roundgate' ? 'roundgate (scheduler loaded)' : 'vanilla aedes 1.2'}, QoS ${qos}`, x.received, x.seconds, x.rate, x.cpu, null])
-      ratios[`qos${qos}`] = best(r) / best(a)
-      rows.push([`ratio QoS ${qos}: median roundgate / median aedes (target >= 0.95)`, null, null, null, null, best(r) / best(a)])
+      const med = (xs: Run[], k: 'rate' | 'perCpu'): number => dist(xs.map((x) => x[k])).p50
+      for (const x of [...r, ...a]) rows.push([`${x.broker === 'roundgate' ? 'roundgate (scheduler loaded)' : 'vanilla aedes 1.2'}, QoS ${qos}`, x.received, x.seconds, x.rate, x.cpu, x.perCpu])
+      ratios[`qos${qos}`] = med(r, 'rate') / med(a, 'rate')
+      ratios[`qos${qos}PerCpu`] = med(r, 'perCpu') / med(a, 'perCpu')
+      rows.push([`QoS ${qos} medians: roundgate / aedes, msg/s (target >= 0.95) | msg per CPU-s`, null, null, med(r, 'rate') / med(a, 'rate'), null, med(r, 'perCpu') / med(a, 'perCpu')])
     }
     const text = table(`overhead: plain pub/sub, ${pairs} publishers -> ${pairs} subscribers, ${bytes} B, ${o.seconds} s per run, runs alternated (2 cores shared by the broker under test and 2 generators; the idle broker sleeps)`,
-      ['', 'received', 'seconds', 'msg/s', 'broker CPU %', 'ratio'], rows)
+      ['', 'received', 'seconds', 'msg/s', 'broker CPU %', 'msg per broker CPU-s'], rows)
     return { scenario: 'overhead', text, data: { pairs, bytes, seconds: o.seconds, runs, ratios, spread: dist(runs.map((x) => x.rate)) } }
   } finally {
     for (const b of started) await b.stop()
