@@ -8,7 +8,7 @@
 // client stays connected ([MQTT-3.3.5-2] allows a server to drop a PUBLISH it does not authorise).
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
 import type { Logger } from 'pino'
-import { RgError, toRgError, type ErrorCode } from '../../broker/errors.js'
+import { RgError, toRgError } from '../../broker/errors.js'
 import { chainAuthorizeSubscribe } from '../../broker/hooks.js'
 import type { Engine } from './engine.js'
 import type { ActiveRelease } from './release.js'
@@ -76,27 +76,29 @@ export class MqttDoor {
 
   private install (): void {
     const { broker, engine, topics } = this
-    // Intercept at broker.publish: client publishes and wills under the prefix go to the engine.
+    // Scheduler messages are applied in authorizePublish, which aedes runs before it acknowledges
+    // a QoS 1/2 PUBLISH: a PUBACK means the message is in the store, even if this process dies
+    // right after. Synchronous for every other topic: every PUBLISH of every client passes here.
+    // A refusal is answered on the error topic and the hook still says yes, so nobody is
+    // disconnected for it [MQTT-3.3.5-2].
+    const authorizePublish = broker.authorizePublish.bind(broker)
+    broker.authorizePublish = (client, packet, cb) => {
+      if (!topics.owns(packet.topic)) { authorizePublish(client, packet, cb); return }
+      if (client === null && !this.isTerminalTopic(packet.topic)) { cb(null); return }
+      this.fromClient(client, packet).then(() => cb(null), (err: unknown) => {
+        this.log.error({ err, topic: packet.topic }, 'scheduler message failed')
+        cb(null)
+      })
+    }
+    // ...and then consumed at broker.publish: never routed, retained or queued.
     broker.publish = ((packet: PublishPacket, client?: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => {
       if (typeof client === 'function') { done = client; client = null }
       if (topics.owns(packet.topic) && (client != null || this.isTerminalTopic(packet.topic))) {
-        this.fromClient(client ?? null, packet).then(() => done?.(), (err) => {
-          this.log.error({ err, topic: packet.topic }, 'scheduler message failed')
-          done?.()
-        })
+        done?.()
         return
       }
       this.publishRaw(packet, client ?? null, done)
     }) as Aedes['publish'] & Publish
-
-    // Synchronous on purpose: every PUBLISH of every client passes here, and the async chain
-    // (three promises per message) cost plain pub/sub throughput; scheduler topics are judged in
-    // fromClient, so a refusal never disconnects; everything else goes to the hook before us.
-    const authorizePublish = broker.authorizePublish.bind(broker)
-    broker.authorizePublish = (client, packet, cb) => {
-      if (topics.owns(packet.topic)) { cb(null); return }
-      authorizePublish(client, packet, cb)
-    }
     chainAuthorizeSubscribe(broker, async (client, sub, next) => {
       if (!topics.plausibleFilter(sub.topic)) return null // SUBACK 0x80
       return await next()
@@ -139,7 +141,7 @@ export class MqttDoor {
       }
       const body = parseJson(payload, size)
       if (p.kind === 'ctl') {
-        await this.ctl(sender, p.group, body)
+        await this.ctl(client, p.group, body)
         return
       }
       if (client !== null && p.id !== client.id && this.opts.isAdmin?.(client) !== true) {
@@ -158,11 +160,13 @@ export class MqttDoor {
     } catch (err) {
       const e = toRgError(err)
       if (e.code === 'unavailable' && !(err instanceof RgError)) this.log.error({ err, topic }, 'scheduler message failed')
-      this.refuse(sender, group, e.code, e.message, topic)
+      this.engine.noteRefused(e.code, 'mqtt')
+      this.log.debug({ clientId: sender, group, code: e.code, topic }, e.message)
+      this.answer(client, this.topics.error(group, sender), { code: e.code, message: e.message, topic })
     }
   }
 
-  private async ctl (sender: string, group: string, body: unknown): Promise<void> {
+  private async ctl (client: Client | null, group: string, body: unknown): Promise<void> {
     const op = (body as { op?: unknown } | null)?.op ?? null
     let answer: Record<string, unknown>
     try {
@@ -173,13 +177,21 @@ export class MqttDoor {
       this.engine.noteRefused(e.code, 'mqtt')
       answer = { op, ok: false, error: { code: e.code, message: e.message } }
     }
-    this.send(this.topics.ctlResult(group, sender), answer, 1, false)
+    if (client !== null) this.answer(client, this.topics.ctlResult(group, client.id), answer)
   }
 
-  private refuse (sender: string, group: string, code: ErrorCode, message: string, topic: string): void {
-    this.engine.noteRefused(code, 'mqtt')
-    this.log.debug({ clientId: sender, group, code, topic }, message)
-    this.send(this.topics.error(group, sender), { code, message, topic }, 1, false)
+  /**
+   * An error or ctl result goes straight to the connection that sent the message (if it
+   * subscribed to it), not through the broker's routing: it reaches the sender even while cluster
+   * messaging (Redis) is down, and nobody else ever receives it.
+   */
+  private answer (client: Client | null, topic: string, body: unknown): void {
+    if (client === null || !client.connected) return
+    const qos = grantedQos(client, topic)
+    if (qos < 0) return
+    client.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: qos as 0 | 1, retain: false, dup: false }, (err) => {
+      if (err != null) this.log.debug({ err, topic }, 'answer not delivered')
+    })
   }
 
   // --- broker → terminals --------------------------------------------------------------------
