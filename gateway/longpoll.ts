@@ -20,23 +20,6 @@ export const MAX_WAIT_S = 120
 /** answers written per event-loop turn during a fan-out, so other work (the MQTT door) interleaves */
 const FANOUT_BATCH = 512
 
-/**
- * A participant's release as body parts: the JSON all participants share (encoded to bytes once
- * per release), then its own `role` and `shard`. The same JSON as ActiveRelease.encode (MQTT).
- */
-const prefixes = new WeakMap<ActiveRelease, Buffer>()
-
-export function releaseParts (rel: ActiveRelease, clientId: string): Uint8Array[] | null {
-  const m = rel.message(clientId)
-  if (m === null) return null
-  let prefix = prefixes.get(rel)
-  if (prefix === undefined) {
-    const whole = JSON.stringify(rel.record)
-    prefixes.set(rel, prefix = Buffer.from(whole.slice(0, -1)))
-  }
-  return [prefix, Buffer.from(`,"role":"${m.role}","shard":{"index":${m.shard.index},"count":${m.shard.count}}}`)]
-}
-
 interface Waiter extends WheelEntry {
   readonly key: string
   readonly group: string
@@ -99,7 +82,7 @@ export class LongPolls {
     }
     const rel = this.engine.releaseOf(group)
     if (rel !== null && rel.round > after) {
-      const body = releaseParts(rel, clientId)
+      const body = rel.encodeParts(clientId)
       if (body !== null) {
         ex.send(200, body)
         this.touch(group, clientId)
@@ -194,7 +177,7 @@ export class LongPolls {
       const end = Math.min(due.length, i + FANOUT_BATCH)
       for (; i < end; i++) {
         const w = due[i]
-        const body = releaseParts(rel, w.clientId)
+        const body = rel.encodeParts(w.clientId)
         if (body !== null && w.ex.send(200, body)) delivered++
       }
       if (i < due.length) { setImmediate(batch); return }

@@ -1,7 +1,7 @@
 // One active release, indexed for O(1) "is X a participant, and which shard?" and encoded once:
 // every participant's message is the same JSON but for `role` and `shard`, so the common part is
 // serialised a single time and each message is that prefix plus a short tail.
-import type { ReleaseMessage, ReleaseRecord, Role } from './types.js'
+import type { ReleaseRecord, Role } from './types.js'
 
 interface Slot { role: Role, index: number }
 
@@ -35,13 +35,7 @@ export class ActiveRelease {
     return this.slots.keys()
   }
 
-  message (clientId: string): ReleaseMessage | null {
-    const slot = this.slots.get(clientId)
-    if (slot === undefined) return null
-    return { ...this.record, role: slot.role, shard: { index: slot.index, count: this.count(slot.role) } }
-  }
-
-  /** The participant's message as JSON text, built from the shared prefix. */
+  /** The participant's message (a ReleaseMessage) as JSON text, built from the shared prefix. */
   encode (clientId: string): string | null {
     const slot = this.slots.get(clientId)
     if (slot === undefined) return null
