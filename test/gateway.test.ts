@@ -96,7 +96,7 @@ t.test('terminal input errors are 400 bad_request and change nothing', async (t)
   }
   const badGroup = await post(g.base, '/v1/groups/no%20pe/heartbeat', { clientId: 'x' })
   t.equal(badGroup.status, 400)
-  t.match(badGroup.json.error.message, /group names/)
+  t.match(badGroup.json.error.message, /"no pe" is not a group name/)
   const utf = await raw(g.base, 'POST', '/v1/groups/e/heartbeat', { 'content-type': 'application/json' }, [Buffer.from([0x7b, 0xff, 0x7d])])
   t.same([utf.status, utf.body.error.code], [400, 'bad_request'])
   t.match(utf.body.error.message, /UTF-8/)
