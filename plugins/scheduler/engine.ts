@@ -55,6 +55,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly holds = new Map<string, Map<string, number>>()
   private readonly ticking = new Set<string>()
   private sweeper: NodeJS.Timeout | null = null
+  /** the sweep is failing (store unreachable): logged once when it starts and once when it ends */
+  private sweepFailing = false
   private closed = false
 
   constructor (opts: EngineOptions) {
@@ -82,7 +84,15 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.schedule(g, snap.timing.resetUntil ?? snap.timing.deadline)
     }
     const sweepMs = Math.min(this.opts.sweepMs ?? 500, 1000)
-    this.sweeper = setInterval(() => { this.sweep().catch((err) => this.log.error({ err }, 'sweep failed')) }, sweepMs)
+    this.sweeper = setInterval(() => {
+      this.sweep().then(() => {
+        if (this.sweepFailing) this.log.info('sweep works again')
+        this.sweepFailing = false
+      }, (err) => {
+        if (!this.sweepFailing) this.log.error({ err }, 'sweep failed; retrying every sweep, logged again when it works')
+        this.sweepFailing = true
+      })
+    }, sweepMs)
     this.sweeper.unref()
   }
 
