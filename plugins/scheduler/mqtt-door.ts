@@ -207,21 +207,26 @@ export class MqttDoor {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
       this.engine.noteFanout('mqtt', rel.group, rel.round, seconds, delivered)
     }
-    for (const id of rel.ids()) {
-      const client = this.broker.clients[id]
+    const ids = rel.record.participants
+    for (let i = 0; i < ids.length; i++) {
+      const client = this.broker.clients[ids[i]]
       if (client === undefined || !client.connected) continue
       const qos = grantedQos(client, topic)
       if (qos < 0) continue
       pending++
       delivered++
-      this.sendRelease(client, rel, topic, qos, false, finish)
+      this.sendRelease(client, rel.partsAt(i), topic, qos, false, finish)
     }
     finish()
   }
 
-  private sendRelease (client: Client, rel: ActiveRelease, topic: string, qos: number, retain: boolean, done: () => void): void {
+  /** A participant's release asked for by id (a late subscription, a resumed session). */
+  private sendReleaseOf (client: Client, rel: ActiveRelease, topic: string, qos: number): void {
     const parts = rel.encodeParts(client.id)
-    if (parts === null) { done(); return }
+    if (parts !== null) this.sendRelease(client, parts, topic, qos, true, noop)
+  }
+
+  private sendRelease (client: Client, parts: [Buffer, Buffer], topic: string, qos: number, retain: boolean, done: () => void): void {
     // TCP_NODELAY on a participant's socket (once; Node skips repeats): the release follows the
     // PUBACKs of the readies, and with Nagle on, the kernel holds it until those are ACKed, which
     // terminals delay up to 40 ms. Plain pub/sub connections keep Nagle's batching.
@@ -244,7 +249,7 @@ export class MqttDoor {
       for (const s of subs) {
         if ((s.qos as number) !== 128 && topicMatches(s.topic, topic)) qos = Math.max(qos, Math.min(1, s.qos))
       }
-      if (qos >= 0) this.sendRelease(client, rel, topic, qos, true, noop)
+      if (qos >= 0) this.sendReleaseOf(client, rel, topic, qos)
     }
   }
 
@@ -254,7 +259,7 @@ export class MqttDoor {
       if (!rel.has(client.id)) continue
       const topic = this.topics.release(rel.group)
       const qos = grantedQos(client, topic)
-      if (qos >= 0) this.sendRelease(client, rel, topic, qos, true, noop)
+      if (qos >= 0) this.sendReleaseOf(client, rel, topic, qos)
     }
   }
 
