@@ -35,6 +35,8 @@ export interface ClusterParts {
   mq: unknown
   /** for aedes' `persistence` option */
   persistence: unknown
+  /** every Redis link is up right now (synchronous: for the CONNECT guard) */
+  available: () => boolean
   close: () => Promise<void>
 }
 
@@ -126,5 +128,6 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
   }
 
   log.info({ redis: where }, 'cluster mode: scheduler state, MQTT routing and sessions in redis')
-  return { store, bus, mq, persistence, close }
+  const available = (): boolean => store.redis.status === 'ready' && links.every((r) => r.status === 'ready')
+  return { store, bus, mq, persistence, available, close }
 }

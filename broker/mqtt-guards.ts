@@ -22,6 +22,24 @@ export function refuseEmptyIdWithSession (broker: Aedes, log: Logger): void {
   })
 }
 
+/**
+ * While the shared state is unreachable (cluster mode without Redis), a CONNECT is answered at once
+ * with CONNACK 0x03, server unavailable [MQTT-3.2.2-6], instead of waiting on session storage.
+ * The client retries later, or elsewhere through its balancer.
+ */
+export function refuseWhileUnavailable (broker: Aedes, available: () => boolean, log: Logger): void {
+  chainPreConnect(broker, async (client, _packet, next) => {
+    if (!available()) {
+      log.debug('refused CONNECT: shared state unreachable')
+      const conn = client.conn
+      mqttPacket.writeToStream({ cmd: 'connack', returnCode: 3, sessionPresent: false }, conn)
+      conn.end()
+      return false
+    }
+    return await next()
+  })
+}
+
 interface ParserInternals {
   _parseLength: () => boolean
   _emitError: (err: Error) => void

@@ -19,7 +19,7 @@ import { Topics } from '../plugins/scheduler/topics.js'
 import { clusterParts } from './cluster.js'
 import { ConfigError, tlsPortOf, type Settings } from './config.js'
 import { isRgError } from './errors.js'
-import { limitPacketSize, refuseEmptyIdWithSession } from './mqtt-guards.js'
+import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable } from './mqtt-guards.js'
 
 export interface Ports { mqtt: number, tls: number, ws: number, http: number }
 
@@ -38,6 +38,8 @@ interface Backend {
   store: Store
   bus: Bus
   aedes: Partial<AedesOptions>
+  /** the shared state is reachable (always, in one process) */
+  available: () => boolean
   close: () => Promise<void>
 }
 
@@ -46,7 +48,7 @@ async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
   // aedes-persistence-redis, all from broker/cluster.ts.
   if (settings.redis !== null) {
     const c = await clusterParts(settings.redis, log, settings)
-    return { store: c.store, bus: c.bus, aedes: { mq: c.mq, persistence: c.persistence }, close: c.close }
+    return { store: c.store, bus: c.bus, aedes: { mq: c.mq, persistence: c.persistence }, available: c.available, close: c.close }
   }
   const store = new MemoryStore({
     dataDir: settings.dataDir,
@@ -54,7 +56,7 @@ async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
     maxGroups: settings.maxGroups,
     maxTerminalsPerGroup: settings.maxTerminalsPerGroup
   })
-  return { store, bus: new LocalBus(), aedes: {}, close: async () => {} }
+  return { store, bus: new LocalBus(), aedes: {}, available: () => true, close: async () => {} }
 }
 
 function readTlsFiles (cert: string, key: string): { cert: Buffer, key: Buffer } {
@@ -107,6 +109,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
   broker.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'))
   refuseEmptyIdWithSession(broker, log)
+  if (settings.redis !== null) refuseWhileUnavailable(broker, backend.available, log)
   limitPacketSize(broker, settings.maxPacketBytes)
   const door = installSchedulerDoor(broker, {
     engine,

@@ -1,6 +1,8 @@
 // Cluster mode on real processes: 3 roundgate processes (`node bin/roundgate.js start --redis ...`)
 // on a private redis-server, terminals over MQTT and HTTP spread across them (issue 4).
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createConnection } from 'node:net'
+import mqttPacket from 'mqtt-packet'
 import { fileURLToPath } from 'node:url'
 import type { MqttClient } from 'mqtt'
 import t, { type Test } from 'tap'
@@ -79,6 +81,25 @@ async function cluster (t: Test, n: number, persist = false): Promise<{ redis: T
 }
 
 const clients: MqttClient[] = []
+/** The CONNACK return code a fresh clean-session CONNECT gets (rejects after 3 s: no hanging). */
+async function rawConnack (url: string): Promise<number> {
+  const { port } = new URL(url)
+  return await new Promise((resolve, reject) => {
+    const sock = createConnection(Number(port), '127.0.0.1')
+    const parser = mqttPacket.parser()
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no CONNACK within 3 s')) }, 3000)
+    parser.on('packet', (p) => {
+      if (p.cmd !== 'connack') return
+      clearTimeout(timer)
+      sock.destroy()
+      resolve(p.returnCode ?? -1)
+    })
+    sock.on('data', (b) => parser.parse(b))
+    sock.on('error', () => {})
+    sock.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'probe', keepalive: 30 }))
+  })
+}
+
 async function mqttTerminal (url: string, group: string, id: string): Promise<{ c: MqttClient, inbox: Inbox }> {
   const term = await terminal(url, group, id)
   clients.push(term.c)
@@ -247,6 +268,8 @@ t.test('redis-server stopped and restarted mid-round: unavailable, then the stat
   await send(a.c, `rg/${g}/hb/a`, {}, 0)
   const err = await a.inbox.next(`rg/${g}/error/a`, 3000).catch(() => null)
   t.equal(err?.json?.code, 'unavailable', 'an MQTT terminal is answered unavailable')
+  const refusedConnect = await rawConnack(nodes[1].mqtt)
+  t.equal(refusedConnect, 3, 'a new MQTT connection is refused at once with CONNACK 0x03 (server unavailable)')
   if (nodes[0].proc.exitCode !== null) t.comment(nodes[0].log.slice(-8).join('\n'))
   t.equal(nodes[0].proc.exitCode, null, 'the processes survive')
   t.equal(nodes[1].proc.exitCode, null)
