@@ -12,6 +12,7 @@ import type { Logger } from 'pino'
 import { RgError } from '../broker/errors.js'
 import type { Engine } from '../plugins/scheduler/engine.js'
 import type { ActiveRelease } from '../plugins/scheduler/release.js'
+import type { HeartbeatInput } from '../plugins/scheduler/types.js'
 import type { Exchange } from './respond.js'
 import { TimerWheel, type WheelEntry } from './wheel.js'
 
@@ -73,7 +74,7 @@ export class LongPolls {
    * Take one poll; the caller has validated its input. Must run before any await in the route
    * handler's chain that follows `onAborted`, which `ex` already carries.
    */
-  poll (ex: Exchange, group: string, clientId: string, after: number, waitS: number): void {
+  poll (ex: Exchange, group: string, clientId: string, after: number, waitS: number, input: HeartbeatInput = {}): void {
     const key = keyOf(group, clientId)
     const older = this.byKey.get(key)
     if (older !== undefined) {
@@ -85,7 +86,7 @@ export class LongPolls {
       const body = rel.encodeParts(clientId)
       if (body !== null) {
         ex.send(200, body)
-        this.touch(group, clientId)
+        this.touch(group, clientId, input)
         return
       }
     }
@@ -97,7 +98,7 @@ export class LongPolls {
     this.wheel.add(w, Date.now() + waitS * 1000)
     ex.onAbort(() => this.detach(w))
     // attached before the hold's heartbeat, so a release that heartbeat causes finds it
-    this.engine.hold(group, clientId).then((unhold) => {
+    this.engine.hold(group, clientId, input).then((unhold) => {
       if (w.attached) w.unhold = unhold
       else unhold()
     }, (err: unknown) => {
@@ -129,8 +130,8 @@ export class LongPolls {
   }
 
   /** An answered-at-once poll still counts as hearing from the terminal. */
-  private touch (group: string, clientId: string): void {
-    this.engine.hold(group, clientId).then((unhold) => unhold(), (err: unknown) => {
+  private touch (group: string, clientId: string, input: HeartbeatInput): void {
+    this.engine.hold(group, clientId, input).then((unhold) => unhold(), (err: unknown) => {
       this.log.debug({ err, group, clientId }, 'long-poll heartbeat refused')
     })
   }

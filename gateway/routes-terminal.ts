@@ -2,7 +2,7 @@
 // Fields come from query parameters overlaid with a JSON or form body; the engine validates them.
 import { RgError } from '../broker/errors.js'
 import type { Engine } from '../plugins/scheduler/engine.js'
-import { checkClientId, checkGroupName } from '../plugins/scheduler/validate.js'
+import { checkClientId, checkGroupName, parseHeartbeat } from '../plugins/scheduler/validate.js'
 import { queryNumber } from './body.js'
 import { DEFAULT_WAIT_S, MAX_WAIT_S, type LongPolls } from './longpoll.js'
 import type { Call, RouteDef } from './router.js'
@@ -64,7 +64,9 @@ export function terminalRoutes (engine: Engine, polls: LongPolls): RouteDef[] {
         if (!Number.isInteger(after) || after < 0) throw new RgError('bad_request', 'after must be a round number (a whole number ≥ 0)')
         const wait = queryNumber(call.query, 'wait') ?? DEFAULT_WAIT_S
         if (wait < 0 || wait > MAX_WAIT_S) throw new RgError('bad_request', `wait must be from 0 to ${MAX_WAIT_S} seconds`)
-        if (call.ex.open) polls.poll(call.ex, group, clientId, after, wait)
+        // the poll counts as a heartbeat: it may name the terminal's role (validated before it parks)
+        const input = parseHeartbeat(call.fields.role === undefined ? {} : { role: call.fields.role })
+        if (call.ex.open) polls.poll(call.ex, group, clientId, after, wait, input)
         return undefined
       }
     }

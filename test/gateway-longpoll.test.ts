@@ -209,3 +209,21 @@ t.test('many waiters are all woken by one release, each with its own shard', asy
   t.same(got.map((a) => a.json.shard.index).sort((x, y) => x - y), Array.from({ length: n }, (_, i) => i), 'shards 0..n-1, once each')
   t.equal(g.gateway.waiters(), 0)
 })
+
+t.test('a poll may name the terminal role, like a heartbeat; a bad role is 400 before it parks', async (t) => {
+  const g = await gw(t)
+  await call(g.base, 'PUT', '/v1/groups/g', { need: 1, bossNeed: 1 })
+  const pending = poll(g, 'g', 'chief', '&role=boss&wait=5')
+  t.ok(await until(() => g.gateway.waiters() === 1), 'parked')
+  const views = (await get(g.base, '/v1/groups/g/terminals')).json as Array<{ clientId: string, role: string }>
+  t.equal(views.find((v) => v.clientId === 'chief')?.role, 'boss', 'the first call of a boss can be its poll')
+  await post(g.base, '/v1/groups/g/ready', { clientId: 'chief' })
+  await post(g.base, '/v1/groups/g/ready', { clientId: 's' })
+  const rel = await pending
+  t.equal(rel.status, 200)
+  t.equal(rel.json.role, 'boss')
+  const bad = await poll(g, 'g', 'x', '&role=king&wait=5')
+  t.equal(bad.status, 400)
+  t.equal(bad.json.error.code, 'bad_request')
+  t.equal(g.gateway.waiters(), 0)
+})

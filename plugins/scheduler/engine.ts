@@ -134,10 +134,11 @@ export class Engine extends EventEmitter<EngineEvents> {
    * A terminal's HTTP long-poll is pending: it counts as heard from until the returned function
    * is called (PROTOCOL section 3, liveness). The first hold is a heartbeat.
    */
-  async hold (group: string, clientId: string): Promise<() => void> {
+  async hold (group: string, clientId: string, body: unknown = {}): Promise<() => void> {
     const g = this.group(group)
     const id = checkClientId(clientId)
-    this.apply(await this.store.heartbeat(g, id, {}, this.createOpts()))
+    const input = parseHeartbeat(body)
+    this.apply(await this.store.heartbeat(g, id, input, this.createOpts()))
     let ids = this.holds.get(g)
     if (ids === undefined) this.holds.set(g, ids = new Map())
     ids.set(id, (ids.get(id) ?? 0) + 1)
