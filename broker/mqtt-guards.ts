@@ -1,25 +1,30 @@
 // Broker-wide MQTT guards that aedes 1.2 leaves to its users.
-import type { Aedes, Client, Connection } from 'aedes'
+import type { Aedes, Client, ConnectPacket, Connection } from 'aedes'
 import type { IncomingMessage } from 'node:http'
 import mqttPacket from 'mqtt-packet'
 import type { Logger } from 'pino'
 import { chainPreConnect } from './hooks.js'
 
 /**
+ * A CONNECT refused before aedes sees it: the CONNACK with `returnCode`, then the connection
+ * closes [MQTT-3.2.2-5]. Chained as a preConnect hook: `refuse` says when.
+ */
+function refuseConnect (broker: Aedes, returnCode: 2 | 3, refuse: (packet: ConnectPacket) => boolean, log: Logger, why: string): void {
+  chainPreConnect(broker, async (client, packet, next) => {
+    if (!refuse(packet)) return await next()
+    log.debug(`refused CONNECT: ${why}`)
+    mqttPacket.writeToStream({ cmd: 'connack', returnCode, sessionPresent: false }, client.conn)
+    client.conn.end()
+    return false
+  })
+}
+
+/**
  * [MQTT-3.1.3-8]: a zero-byte ClientId with CleanSession=0 is answered with CONNACK 0x02
  * (identifier rejected) and the connection is closed. aedes 1.2 would invent an id instead.
  */
 export function refuseEmptyIdWithSession (broker: Aedes, log: Logger): void {
-  chainPreConnect(broker, async (client, packet, next) => {
-    if ((packet.clientId ?? '') === '' && packet.clean === false) {
-      log.debug('refused CONNECT: empty clientId with CleanSession=0')
-      const conn = client.conn
-      mqttPacket.writeToStream({ cmd: 'connack', returnCode: 2, sessionPresent: false }, conn)
-      conn.end()
-      return false
-    }
-    return await next()
-  })
+  refuseConnect(broker, 2, (p) => (p.clientId ?? '') === '' && p.clean === false, log, 'empty clientId with CleanSession=0')
 }
 
 /**
@@ -28,16 +33,7 @@ export function refuseEmptyIdWithSession (broker: Aedes, log: Logger): void {
  * The client retries later, or elsewhere through its balancer.
  */
 export function refuseWhileUnavailable (broker: Aedes, available: () => boolean, log: Logger): void {
-  chainPreConnect(broker, async (client, _packet, next) => {
-    if (!available()) {
-      log.debug('refused CONNECT: shared state unreachable')
-      const conn = client.conn
-      mqttPacket.writeToStream({ cmd: 'connack', returnCode: 3, sessionPresent: false }, conn)
-      conn.end()
-      return false
-    }
-    return await next()
-  })
+  refuseConnect(broker, 3, () => !available(), log, 'shared state unreachable')
 }
 
 interface ParserInternals {

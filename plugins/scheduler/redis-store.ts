@@ -249,16 +249,21 @@ export class RedisStore implements Store {
 
   async ctl (group: string, op: CtlOp): Promise<OpResult> {
     switch (op.op) {
-      case 'configure': {
-        const kv: string[] = []
-        for (const [k, v] of Object.entries(op.config)) {
-          if (v !== undefined && (CFG_ORDER as readonly string[]).includes(k)) kv.push(k, encodeField(k, v))
-        }
-        return await this.op('configure', group, undefined, kv)
-      }
+      case 'configure': return await this.configure(group, op.config)
+      // pause and resume are the configuration's `paused`, one script for all three
+      case 'pause': return await this.configure(group, { paused: true })
+      case 'resume': return await this.configure(group, { paused: false })
       case 'kick': return await this.op('kick', group, undefined, [op.clientId])
       default: return await this.op(op.op, group, undefined, [])
     }
+  }
+
+  private async configure (group: string, config: Partial<GroupConfig>): Promise<OpResult> {
+    const kv: string[] = []
+    for (const [k, v] of Object.entries(config)) {
+      if (v !== undefined && (CFG_ORDER as readonly string[]).includes(k)) kv.push(k, encodeField(k, v))
+    }
+    return await this.op('configure', group, undefined, kv)
   }
 
   async tick (group: string): Promise<OpResult> {

@@ -114,20 +114,6 @@ if #kv > 0 then redis.call('HSET', KC, unpack(kv)) end
 parseCfg(redis.call('HMGET', KC, unpack(CFGF)))
 return finish(before, false)
 `,
-  pause: `
-open(false)
-local before = fingerprint()
-redis.call('HSET', KC, 'paused', '1')
-C.paused = true
-return finish(before, false)
-`,
-  resume: `
-open(false)
-local before = fingerprint()
-redis.call('HSET', KC, 'paused', '0')
-C.paused = false
-return finish(before, false)
-`,
   abort: `
 open(false)
 if S.phase ~= 'EXECUTING' then fail('bad_request', 'no round is executing (phase ' .. S.phase .. ')') end
