@@ -1,8 +1,8 @@
-// aedes hooks are callback-style; plugins write them as async functions and chain to whatever hook
-// was installed before them, so several plugins (scheduler, auth, ...) compose in install order.
-import type { Aedes, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes'
-
-export type AsyncPublishHook = (client: Client | null, packet: PublishPacket, next: () => Promise<void>) => Promise<void>
+// aedes hooks are callback-style; plugins chain to whatever hook was installed before them, so
+// several plugins (scheduler, auth, ...) compose in install order. The rare hooks (CONNECT,
+// SUBSCRIBE) take async functions; authorizePublish runs for every PUBLISH of every client, so its
+// chain stays callback-style: no promise per message.
+import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
 
 function callbackOf<T> (promise: Promise<T>, cb: (err: Error | null, value?: T) => void): void {
   promise.then((v) => cb(null, v), (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))))
@@ -25,17 +25,17 @@ export function chainAuthorizeSubscribe (
   }
 }
 
-/** Wrap broker.authorizePublish: resolve to allow, reject to refuse (aedes then closes the client). */
+/**
+ * Wrap broker.authorizePublish: the hook calls `next()` to defer to the hook before it, or answers
+ * `cb` itself (`cb(null)` allows; an error refuses, and aedes then closes the client).
+ */
 export function chainAuthorizePublish (
   broker: Aedes,
-  fn: (client: Client | null, packet: PublishPacket, next: () => Promise<void>) => Promise<void>
+  hook: (client: Client | null, packet: PublishPacket, next: () => void, cb: (err?: Error | null) => void) => void
 ): void {
   const prev = broker.authorizePublish.bind(broker)
   broker.authorizePublish = (client, packet, cb) => {
-    const next = async (): Promise<void> => await new Promise((resolve, reject) => {
-      prev(client, packet, (err) => { if (err !== null && err !== undefined) reject(err); else resolve() })
-    })
-    callbackOf(fn(client, packet, next), (err) => cb(err))
+    hook(client, packet, () => prev(client, packet, cb), cb)
   }
 }
 
@@ -52,5 +52,3 @@ export function chainPreConnect (
     callbackOf(fn(client, packet, next), (err, ok) => cb(err, ok === true))
   }
 }
-
-export type { AuthenticateError }

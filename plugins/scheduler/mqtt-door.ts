@@ -9,7 +9,7 @@
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import { RgError, toRgError } from '../../broker/errors.js'
-import { chainAuthorizeSubscribe } from '../../broker/hooks.js'
+import { chainAuthorizePublish, chainAuthorizeSubscribe } from '../../broker/hooks.js'
 import type { Engine } from './engine.js'
 import type { ActiveRelease } from './release.js'
 import { StatePublisher } from './state-publisher.js'
@@ -81,15 +81,14 @@ export class MqttDoor {
     // right after. Synchronous for every other topic: every PUBLISH of every client passes here.
     // A refusal is answered on the error topic and the hook still says yes, so nobody is
     // disconnected for it [MQTT-3.3.5-2].
-    const authorizePublish = broker.authorizePublish.bind(broker)
-    broker.authorizePublish = (client, packet, cb) => {
-      if (!topics.owns(packet.topic)) { authorizePublish(client, packet, cb); return }
+    chainAuthorizePublish(broker, (client, packet, next, cb) => {
+      if (!topics.owns(packet.topic)) { next(); return }
       if (client === null && !this.isTerminalTopic(packet.topic)) { cb(null); return }
       this.fromClient(client, packet).then(() => cb(null), (err: unknown) => {
         this.log.error({ err, topic: packet.topic }, 'scheduler message failed')
         cb(null)
       })
-    }
+    })
     // ...and then consumed at broker.publish: never routed, retained or queued.
     broker.publish = ((packet: PublishPacket, client?: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => {
       if (typeof client === 'function') { done = client; client = null }
