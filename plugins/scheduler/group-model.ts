@@ -335,12 +335,8 @@ export class GroupModel {
   }
 
   private freeze (smallCount: number, bossCount: number, now: number): void {
-    const smalls = this.pickSmalls(smallCount)
-    const bosses: Terminal[] = []
-    for (const t of this.readyBoss.values()) {
-      if (bosses.length >= bossCount) break
-      bosses.push(t)
-    }
+    const smalls = select(this.config.selection, this.readySmall.values(), smallCount)
+    const bosses = select('fifo', this.readyBoss.values(), bossCount) // bosses: earliest ready first
     this.round += 1
     this.phase = 'EXECUTING'
     this.releasedAt = now
@@ -362,20 +358,6 @@ export class GroupModel {
       payload: this.config.payload
     }
     this.events.push({ type: 'released', release: this.release })
-  }
-
-  /** The ready smalls a round takes, by `selection`; `fifo` is the head of the ready order. */
-  private pickSmalls (count: number): Terminal[] {
-    const out: Terminal[] = []
-    if (this.config.selection === 'fifo') {
-      for (const t of this.readySmall.values()) {
-        if (out.length >= count) break
-        out.push(t)
-      }
-      return out
-    }
-    for (const id of select(this.config.selection, [...this.readySmall.values()], count)) out.push(this.readySmall.get(id) as Terminal)
-    return out
   }
 }
 
