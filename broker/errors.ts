@@ -38,10 +38,6 @@ export class RgError extends Error {
   }
 }
 
-export function rgError (code: ErrorCode, message?: string): RgError {
-  return new RgError(code, message)
-}
-
 export function isRgError (err: unknown): err is RgError {
   return err instanceof RgError
 }

@@ -2,13 +2,10 @@
 // be delivered by each process to the participants connected to it (MQTT and HTTP alike); a round
 // end clears every process's copy of the release; a kick closes the terminal wherever it is.
 // In one process the bus is a direct call; cluster mode replaces it with Redis pub/sub.
-import type { ReleaseRecord, RoundSummary } from './types.js'
+import type { StoreEvent } from './types.js'
 
-export type BusEvent =
-  | { type: 'released', release: ReleaseRecord }
-  | { type: 'ended', summary: RoundSummary }
-  | { type: 'kicked', group: string, clientId: string }
-  | { type: 'deleted', group: string }
+/** What a transition caused (a release, a round's end, a kick), or a group deleted. */
+export type BusEvent = StoreEvent | { type: 'deleted', group: string }
 
 /** `local` is true in the process whose transition caused the event. */
 export type BusHandler = (event: BusEvent, local: boolean) => void

@@ -4,6 +4,8 @@ import { CLIENT_ID, GROUP_NAME } from './types.js'
 /** Terminal → broker kinds, carrying the terminal's clientId as the last level. */
 export const TERMINAL_KINDS = ['hb', 'ready', 'done', 'leave'] as const
 export type TerminalKind = typeof TERMINAL_KINDS[number]
+/** Every kind (second level after the group) a roundgate topic can have. */
+const KINDS = new Set<string>([...TERMINAL_KINDS, 'ctl', 'release', 'state', 'rounds', 'error'])
 
 export type ParsedTopic =
   | { kind: TerminalKind, group: string, id: string }
@@ -62,7 +64,7 @@ export class Topics {
     if (group === undefined || group === '') return false
     if (group !== '+' && group !== '#' && !GROUP_NAME.test(group)) return false
     if (kind === undefined || kind === '+' || kind === '#') return true
-    return ['hb', 'ready', 'done', 'leave', 'release', 'state', 'rounds', 'error', 'ctl'].includes(kind)
+    return KINDS.has(kind)
   }
 }
 

@@ -129,6 +129,5 @@ export interface OpResult {
   duplicate?: boolean
 }
 
-export const ROLES: readonly Role[] = ['small', 'boss']
 export const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/
 export const CLIENT_ID = /^[A-Za-z0-9_.:-]{1,128}$/
