@@ -219,12 +219,6 @@ export class MqttDoor {
     finish()
   }
 
-  /** A participant's release asked for by id (a late subscription, a resumed session). */
-  private sendReleaseOf (client: Client, rel: ActiveRelease, topic: string, qos: number): void {
-    const parts = rel.encodeParts(client.id)
-    if (parts !== null) this.sendRelease(client, parts, topic, qos, true, noop)
-  }
-
   private sendRelease (client: Client, parts: [Buffer, Buffer], topic: string, qos: number, retain: boolean, done: () => void): void {
     // TCP_NODELAY on a participant's socket (once; Node skips repeats): the release follows the
     // PUBACKs of the readies, and with Nagle on, the kernel holds it until those are ACKed, which
@@ -241,24 +235,29 @@ export class MqttDoor {
 
   /** A participant subscribing during its round gets its release at once, as a retained message. */
   private onSubscribe (subs: Subscription[], client: Client): void {
-    for (const rel of this.engine.activeReleases()) {
-      if (!rel.has(client.id)) continue
-      const topic = this.topics.release(rel.group)
-      let qos = -1
+    this.offerReleases(client, (topic) => {
+      let qos = -1 // only the filters of this SUBSCRIBE count, and only those granted
       for (const s of subs) {
         if ((s.qos as number) !== 128 && topicMatches(s.topic, topic)) qos = Math.max(qos, Math.min(1, s.qos))
       }
-      if (qos >= 0) this.sendReleaseOf(client, rel, topic, qos)
-    }
+      return qos
+    })
   }
 
   /** A participant coming back on a persistent session, its subscription restored. */
   private onClientReady (client: Client): void {
+    this.offerReleases(client, (topic) => grantedQos(client, topic))
+  }
+
+  /** The release of every round `client` takes part in, at the QoS `qosFor` grants (-1: none). */
+  private offerReleases (client: Client, qosFor: (topic: string) => number): void {
     for (const rel of this.engine.activeReleases()) {
       if (!rel.has(client.id)) continue
       const topic = this.topics.release(rel.group)
-      const qos = grantedQos(client, topic)
-      if (qos >= 0) this.sendReleaseOf(client, rel, topic, qos)
+      const qos = qosFor(topic)
+      if (qos < 0) continue
+      const parts = rel.encodeParts(client.id)
+      if (parts !== null) this.sendRelease(client, parts, topic, qos, true, noop)
     }
   }
 
