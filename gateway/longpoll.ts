@@ -22,7 +22,6 @@ export const MAX_WAIT_S = 120
 const FANOUT_BATCH = 512
 
 interface Waiter extends WheelEntry {
-  readonly key: string
   readonly group: string
   readonly clientId: string
   readonly after: number
@@ -41,8 +40,9 @@ export interface LongPollOptions {
 export class LongPolls {
   private readonly engine: Engine
   private readonly log: Logger
-  private readonly byKey = new Map<string, Waiter>()
+  /** pending polls: group → clientId → waiter (one per group and clientId) */
   private readonly byGroup = new Map<string, Map<string, Waiter>>()
+  private pending = 0
   private readonly wheel: TimerWheel<Waiter>
   private readonly listeners: Array<() => void> = []
 
@@ -52,7 +52,7 @@ export class LongPolls {
     this.wheel = new TimerWheel<Waiter>({ tickMs: opts.tickMs ?? 100, onExpire: (ws) => this.expire(ws, false) })
     this.listen('release', (rel: ActiveRelease) => this.wake(rel))
     this.listen('kick', (group: string, clientId: string) => {
-      const w = this.byKey.get(keyOf(group, clientId))
+      const w = this.byGroup.get(group)?.get(clientId)
       if (w !== undefined) this.expire([w], true)
     })
     this.listen('deleted', (group: string) => {
@@ -67,7 +67,7 @@ export class LongPolls {
 
   /** Pending polls right now. */
   get size (): number {
-    return this.byKey.size
+    return this.pending
   }
 
   /**
@@ -75,8 +75,7 @@ export class LongPolls {
    * handler's chain that follows `onAborted`, which `ex` already carries.
    */
   poll (ex: Exchange, group: string, clientId: string, after: number, waitS: number, input: HeartbeatInput = {}): void {
-    const key = keyOf(group, clientId)
-    const older = this.byKey.get(key)
+    const older = this.byGroup.get(group)?.get(clientId)
     if (older !== undefined) {
       this.detach(older)
       older.ex.error(new RgError('superseded'))
@@ -86,15 +85,18 @@ export class LongPolls {
       const body = rel.encodeParts(clientId)
       if (body !== null) {
         ex.send(200, body)
-        this.touch(group, clientId, input)
+        // an answered-at-once poll still counts as hearing from the terminal
+        this.engine.heartbeat(group, clientId, input).catch((err: unknown) => {
+          this.log.debug({ err, group, clientId }, 'long-poll heartbeat refused')
+        })
         return
       }
     }
-    const w: Waiter = { key, group, clientId, after, ex, attached: true, unhold: null, bucket: null }
-    this.byKey.set(key, w)
+    const w: Waiter = { group, clientId, after, ex, attached: true, unhold: null, bucket: null }
     let m = this.byGroup.get(group)
     if (m === undefined) this.byGroup.set(group, m = new Map())
     m.set(clientId, w)
+    this.pending++
     this.wheel.add(w, Date.now() + waitS * 1000)
     ex.onAbort(() => this.detach(w))
     // attached before the hold's heartbeat, so a release that heartbeat causes finds it
@@ -112,7 +114,7 @@ export class LongPolls {
   close (): void {
     for (const off of this.listeners) off()
     this.listeners.length = 0
-    for (const w of [...this.byKey.values()]) {
+    for (const w of [...this.byGroup.values()].flatMap((m) => [...m.values()])) {
       this.detach(w)
       w.ex.error(new RgError('unavailable', 'the gateway is shutting down'), { close: true })
     }
@@ -129,17 +131,10 @@ export class LongPolls {
     this.listeners.push(() => ee.off(event, safe as (...a: unknown[]) => void))
   }
 
-  /** An answered-at-once poll still counts as hearing from the terminal. */
-  private touch (group: string, clientId: string, input: HeartbeatInput): void {
-    this.engine.hold(group, clientId, input).then((unhold) => unhold(), (err: unknown) => {
-      this.log.debug({ err, group, clientId }, 'long-poll heartbeat refused')
-    })
-  }
-
   private detach (w: Waiter): void {
     if (!w.attached) return
     w.attached = false
-    if (this.byKey.get(w.key) === w) this.byKey.delete(w.key)
+    this.pending--
     const m = this.byGroup.get(w.group)
     if (m !== undefined && m.get(w.clientId) === w) {
       m.delete(w.clientId)
@@ -206,8 +201,4 @@ export class LongPolls {
       })
     }
   }
-}
-
-function keyOf (group: string, clientId: string): string {
-  return `${group}\n${clientId}`
 }

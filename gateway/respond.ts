@@ -87,19 +87,11 @@ export class Exchange {
 
   /** 204: no body, no Content-Length (RFC 9110 section 8.6). */
   empty (status: number, opts: SendOptions = {}): boolean {
-    if (!this.open) return false
-    this.answered = true
-    this.abortHandlers = null
-    const res = this.res
-    res.cork(() => {
-      res.writeStatus(STATUS_LINES[status] ?? String(status))
-      if (opts.headers !== undefined) for (const [k, v] of Object.entries(opts.headers)) res.writeHeader(k, v)
-      // no argument: no Content-Length at all (passing undefined reports a bogus length)
+    // no argument: no Content-Length at all (passing undefined reports a bogus length)
+    return this.answer(status, opts, undefined, (res) => {
       if (opts.close === true) res.endWithoutBody(0, true)
       else res.endWithoutBody()
     })
-    this.observe?.(this.route, this.method, status)
-    return true
   }
 
   /**
@@ -107,16 +99,24 @@ export class Exchange {
    * prefix and a short tail, without joining them in JavaScript).
    */
   send (status: number, body: string | readonly Uint8Array[], opts: SendOptions = {}, code?: ErrorCode): boolean {
+    const headed = { ...opts, contentType: opts.contentType ?? 'application/json' }
+    return this.answer(status, headed, code, () => {
+      if (typeof body === 'string') this.writeString(body, opts.close === true)
+      else this.writeParts(body, opts.close === true)
+    })
+  }
+
+  /** The one way an answer starts: claimed once, status and headers, the body, all corked. */
+  private answer (status: number, opts: SendOptions, code: ErrorCode | undefined, body: (res: HttpResponse) => void): boolean {
     if (!this.open) return false
     this.answered = true
     this.abortHandlers = null
     const res = this.res
     res.cork(() => {
       res.writeStatus(STATUS_LINES[status] ?? String(status))
-      res.writeHeader('Content-Type', opts.contentType ?? 'application/json')
+      if (opts.contentType !== undefined) res.writeHeader('Content-Type', opts.contentType)
       if (opts.headers !== undefined) for (const [k, v] of Object.entries(opts.headers)) res.writeHeader(k, v)
-      if (typeof body === 'string') this.writeString(body, opts.close === true)
-      else this.writeParts(body, opts.close === true)
+      body(res)
     })
     this.observe?.(this.route, this.method, status, code)
     return true
