@@ -4,6 +4,7 @@ import t from 'tap'
 import type { BusEvent } from '../plugins/scheduler/bus.js'
 import { RedisBus } from '../plugins/scheduler/redis-bus.js'
 import { startRedis } from './helpers/redis-server.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 const server = await startRedis()
 t.teardown(async () => await server.stop())
@@ -22,13 +23,12 @@ t.test('local first and synchronously, remote once, own messages ignored', async
 
   buses[0].publish(release)
   t.strictSame(got[0], [[release, true]], 'the publisher saw it before publish() returned')
-  const end = Date.now() + 3000
-  while (got[1].length === 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10))
+  await waitFor(() => got[1].length > 0, 3000, 'the event over Redis').catch(() => {})
   t.strictSame(got[1], [[release, false]], 'another process gets it, not local')
   buses[1].publish({ type: 'kicked', group: 'g', clientId: 'a' })
   buses[1].publish({ type: 'deleted', group: 'g' })
-  while (got[0].length < 3 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10))
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await waitFor(() => got[0].length >= 3, 3000, 'three events').catch(() => {})
+  await sleep(100) // room for a wrong echo to show
   t.strictSame(got[0].map(([e, l]) => `${e.type}:${String(l)}`), ['released:true', 'kicked:false', 'deleted:false'], 'in order, own message not echoed')
   t.strictSame(got[1].map(([e, l]) => `${e.type}:${String(l)}`), ['released:false', 'kicked:true', 'deleted:true'])
   t.strictSame(got[2], [], 'another prefix is another channel')

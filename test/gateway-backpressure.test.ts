@@ -7,6 +7,7 @@ import { pino } from 'pino'
 import type { HttpResponse } from 'uWebSockets.js'
 import { Exchange } from '../gateway/respond.js'
 import { startTestGateway, until } from './helpers/http.js'
+import { sleep } from './helpers/wait.js'
 
 t.test('an 8 MB answer reaches a client that stops reading for a while, whole', async (t) => {
   const g = await startTestGateway()
@@ -24,7 +25,7 @@ t.test('an 8 MB answer reaches a client that stops reading for a while, whole', 
   await new Promise((resolve) => sock.once('connect', resolve))
   sock.pause()
   sock.write('GET /v1/groups/bp/rounds?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n')
-  await new Promise((resolve) => setTimeout(resolve, 400)) // the server fills the socket and waits
+  await sleep(400) // the server fills the socket and waits
   const chunks: Buffer[] = []
   let size = 0
   const whole = await new Promise<Buffer>((resolve, reject) => {

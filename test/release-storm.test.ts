@@ -2,7 +2,7 @@
 // participants; nobody else receives it; whoever was ready after the freeze is not in that round.
 import t from 'tap'
 import type { MqttClient } from 'mqtt'
-import { connect, startBroker, waitFor } from './helpers/broker.js'
+import { connect, sleep, startBroker, waitFor } from './helpers/broker.js'
 
 const N = 1000
 const NEED = 400
@@ -33,7 +33,7 @@ t.test('1,000 simultaneous readies give one release to exactly the chosen partic
   // the same instant: every ready written before any acknowledgement is awaited
   await Promise.all(clients.map(async (c, i) => await c.publishAsync(`rg/storm/ready/t${i}`, '{}', { qos: 1 })))
   await waitFor(async () => [...got.values()].filter((m) => m.length > 0).length >= NEED, 10000, 'releases delivered')
-  await new Promise((resolve) => setTimeout(resolve, 300)) // room for any wrong extra delivery to show
+  await sleep(300) // room for any wrong extra delivery to show
 
   const state = await engine.state('storm')
   t.equal(state.round, 1, 'exactly one release')

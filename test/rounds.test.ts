@@ -1,7 +1,7 @@
 // PROTOCOL section 3 over MQTT, end to end: release thresholds, the frozen set, done, drops,
 // completion rules, timeout, reset, liveness. Each test fails if its rule is broken.
 import t from 'tap'
-import { waitFor } from './helpers/broker.js'
+import { connect, terminal, waitFor } from './helpers/broker.js'
 import { fleet, readyAll, silent } from './helpers/rounds.js'
 
 t.test('release waits for need × minOnlineRatio online smalls, then uses effNeed', async (t) => {
@@ -141,7 +141,6 @@ t.test('dropTolerance as a ratio of participants', async (t) => {
 t.test('the MQTT will counts as leave: a participant whose connection dies is dropped', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50 })
   const w = await f.watch()
-  const { connect } = await import('./helpers/broker.js')
   const dying = await connect(f.broker.url, 'dying', { will: { topic: 'rg/g/leave/dying', payload: Buffer.from('{}'), qos: 1, retain: false } })
   await dying.subscribeAsync('rg/g/release', { qos: 1 })
   await dying.publishAsync('rg/g/ready/dying', '{}', { qos: 1 })
@@ -286,7 +285,7 @@ t.test('rounds never reuse a number and history keeps summaries, newest first', 
     const rel = await a.inbox.next((m) => m.topic === 'rg/g/release' && m.json.round === r)
     t.equal(rel.json.round, r)
     await a.done(r)
-    await waitFor(async () => (await f.state()).phase === 'WAITING' && (await f.state()).round === r, 2000, `round ${r} over`)
+    await waitFor(async () => { const s = await f.state(); return s.phase === 'WAITING' && s.round === r }, 2000, `round ${r} over`)
   }
   const engine = f.broker.server.engine
   const h = await engine.rounds('g', 3)
@@ -296,7 +295,6 @@ t.test('rounds never reuse a number and history keeps summaries, newest first', 
 
 t.test('an unknown group is created on first use with the group defaults', async (t) => {
   const f = await fleet(t, { need: 1 }, { groupDefaults: { need: 2, resetMs: 50, payload: 'default job' } })
-  const { terminal } = await import('./helpers/broker.js')
   const a = await terminal(f.broker.url, 'fresh', 'a')
   const b = await terminal(f.broker.url, 'fresh', 'b')
   t.teardown(async () => { await a.c.endAsync(true); await b.c.endAsync(true) })

@@ -5,6 +5,7 @@ import t from 'tap'
 import { OP_SOURCES } from '../plugins/scheduler/redis/lua-ops.js'
 import { RedisStore } from '../plugins/scheduler/redis-store.js'
 import { cfg, endings, releases, storeSuite } from './store-suite/index.js'
+import { sleep } from './helpers/wait.js'
 import { startRedis } from './helpers/redis-server.js'
 
 const server = await startRedis()
@@ -68,7 +69,7 @@ t.test('redis: concurrent ticks from every process end RESET and release exactly
     const res = await Promise.all([0, 1, 2, 0, 1, 2].map(async (i) => await all[i].tick('g')))
     for (const s of endings(res)) evs.push(`ended:${s.round}:${s.outcome}`)
     for (const r of releases(res)) evs.push(`released:${r.round}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
+    await sleep(5)
   }
   t.strictSame(evs, ['ended:1:timeout', 'released:2'], 'one timeout, one release, whoever ticked')
 })

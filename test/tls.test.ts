@@ -3,16 +3,9 @@ import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import mqtt from 'mqtt'
 import t from 'tap'
-import { connect, freePort, Inbox, startBroker } from './helpers/broker.js'
+import { connect, freePort, Inbox, startBroker, within } from './helpers/broker.js'
 
-/** Bounded: mqtt.js connectAsync never settles when the server closes before CONNACK. */
-async function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms) })
-  try { return await Promise.race([p, timeout]) } finally { clearTimeout(timer) }
-}
 
 async function run (cmd: string, args: string[]): Promise<{ ok: boolean, missing: boolean, stderr: string }> {
   return await new Promise((resolve) => {
@@ -39,11 +32,11 @@ t.test('MQTT over TLS (mqtts://) with a self-signed certificate', { skip }, asyn
   t.ok(b.server.ports.tls > 0, 'the TLS listener is up')
   const url = `mqtts://127.0.0.1:${b.server.ports.tls}`
 
-  const sub = await within(mqtt.connectAsync(url, { clientId: 'tls-sub', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, rejectUnauthorized: false }), 5000, 'TLS CONNACK')
+  const sub = await connect(url, 'tls-sub', { rejectUnauthorized: false })
   t.teardown(async () => { await sub.endAsync(true) })
-  const pub = await within(mqtt.connectAsync(url, { clientId: 'tls-pub', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, rejectUnauthorized: false }), 5000, 'TLS CONNACK')
+  const pub = await connect(url, 'tls-pub', { rejectUnauthorized: false })
   t.teardown(async () => { await pub.endAsync(true) })
-  const tcp = await within(connect(b.url, 'tls-tcp-peer'), 5000, 'CONNACK')
+  const tcp = await connect(b.url, 'tls-tcp-peer')
   t.teardown(async () => { await tcp.endAsync(true) })
 
   const inbox = new Inbox(sub)
@@ -59,7 +52,7 @@ t.test('MQTT over TLS (mqtts://) with a self-signed certificate', { skip }, asyn
   }
 
   // Without rejectUnauthorized: false the self-signed certificate is refused: TLS is really on.
-  const refused = await within(mqtt.connectAsync(url, { clientId: 'tls-strict', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
-    .then(async (c) => { await c.endAsync(true); return null }, (err: Error) => err), 5000, 'the verifying client to give up')
+  const refused = await connect(url, 'tls-strict')
+    .then(async (c) => { await c.endAsync(true); return null }, (err: Error) => err)
   t.ok(refused !== null, `a verifying client refuses the self-signed certificate (${refused?.message})`)
 })

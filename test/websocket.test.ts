@@ -1,13 +1,13 @@
 // MQTT over WebSocket: full publish/subscribe through the WebSocket listener, across to TCP clients,
 // and the ws package websocket-stream really runs on (ws 8, forced by package.json `overrides`).
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, sep } from 'node:path'
 import mqttPacket from 'mqtt-packet'
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { connect, freePort, Inbox, startBroker } from './helpers/broker.js'
+import { connect, freePort, Inbox, startBroker, within } from './helpers/broker.js'
 
 t.test('websocket-stream resolves ws 8, not the ws 3 it declares (known DoS in ws 3)', async (t) => {
   const require = createRequire(import.meta.url)
@@ -20,15 +20,9 @@ t.test('websocket-stream resolves ws 8, not the ws 3 it declares (known DoS in w
   t.ok(fromWsStream.resolve('ws').startsWith(dirname(wsPkgPath) + sep), 'its require(\'ws\') loads from that package')
 })
 
-/** Bounded: mqtt.js connectAsync never settles when the server closes before CONNACK. */
-async function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms) })
-  try { return await Promise.race([p, timeout]) } finally { clearTimeout(timer) }
-}
 
 async function wsClient (url: string, clientId: string): Promise<MqttClient> {
-  return await within(mqtt.connectAsync(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 }), 5000, `CONNACK for ${clientId}`)
+  return await connect(url, clientId)
 }
 
 t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and across to TCP', async (t) => {
@@ -41,7 +35,7 @@ t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and acros
   t.teardown(async () => { await sub.endAsync(true) })
   const pub = await wsClient(wsUrl, 'ws-pub')
   t.teardown(async () => { await pub.endAsync(true) })
-  const tcp = await within(connect(b.url, 'tcp-peer'), 5000, 'CONNACK for tcp-peer')
+  const tcp = await connect(b.url, 'tcp-peer')
   t.teardown(async () => { await tcp.endAsync(true) })
 
   const inbox = new Inbox(sub)

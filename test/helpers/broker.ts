@@ -1,21 +1,12 @@
 // Test harness: a real roundgate server in this process on free loopback ports, and real mqtt.js
 // clients talking to it over TCP.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { createServer, type AddressInfo } from 'node:net'
+import { freePort } from './wait.js'
 import { pino } from 'pino'
 import { DEFAULT_SETTINGS, type Settings } from '../../broker/config.js'
 import { startServer, type RunningServer } from '../../broker/server.js'
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
+export { freePort, sleep, waitFor, within } from './wait.js'
 
 export interface TestBroker {
   server: RunningServer
@@ -96,21 +87,6 @@ export class Inbox {
       this.waiters.push(w)
     })
   }
-}
-
-/** Poll `fn` until it returns a truthy value; rejects after `ms`. */
-export async function waitFor<T> (fn: () => T | Promise<T>, ms = 3000, what = 'condition'): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
-export async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** A terminal: one MQTT connection with clientId `id`, subscribed to its release and error topics. */

@@ -6,6 +6,7 @@ import { createMetrics, type Metrics } from '../../plugins/metrics/index.js'
 import { Engine } from '../../plugins/scheduler/engine.js'
 import { MemoryStore } from '../../plugins/scheduler/memory-store.js'
 import type { GroupConfig } from '../../plugins/scheduler/types.js'
+import { waitFor } from './wait.js'
 
 export interface TestGateway {
   engine: Engine
@@ -92,12 +93,7 @@ export async function post (base: string, path: string, body?: unknown): Promise
   return await call(base, 'POST', path, body)
 }
 
-/** Poll `cond` every 5 ms until it holds, at most `ms`. */
+/** Whether `cond` comes to hold within `ms` (for `t.ok(await until(...))`). */
 export async function until (cond: () => boolean, ms = 2000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) return false
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-  return true
+  return await waitFor(cond, ms).then(() => true, () => false)
 }

@@ -4,10 +4,12 @@
 // (with `persist`, from what it wrote: the append-only file).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import { freePort, sleep } from './wait.js'
+
+export { freePort }
 
 export interface RedisServerOptions {
   /** keep data across restart() (appendonly yes, fsync always); off by default */
@@ -26,18 +28,6 @@ export interface TestRedis {
   stop: () => Promise<void>
 }
 
-/** A free loopback port picked by the kernel (tiny race until the server binds; retried below). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 async function waitUp (port: number, child: ChildProcess, ms: number): Promise<void> {
   const end = Date.now() + ms
   while (Date.now() < end) {
@@ -49,7 +39,7 @@ async function waitUp (port: number, child: ChildProcess, ms: number): Promise<v
       if (await c.ping() === 'PONG') { c.disconnect(); return }
     } catch { /* not up yet */ }
     c.disconnect()
-    await new Promise((resolve) => setTimeout(resolve, 25))
+    await sleep(25)
   }
   throw new Error(`redis-server on port ${port} did not come up in ${ms} ms`)
 }

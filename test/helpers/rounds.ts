@@ -2,7 +2,7 @@
 import type { MqttClient } from 'mqtt'
 import type { Test } from 'tap'
 import type { GroupConfig } from '../../plugins/scheduler/types.js'
-import { Inbox, connect, send, startBroker, terminal, waitFor, type Received, type TestBroker } from './broker.js'
+import { Inbox, connect, send, sleep, startBroker, terminal, waitFor, type Received, type TestBroker } from './broker.js'
 import type { Settings } from '../../broker/config.js'
 
 export interface Term {
@@ -95,6 +95,6 @@ export async function readyAll (terms: Term[], body: unknown = {}): Promise<void
 /** Assert that no message arrives on `topic` for `ms`. */
 export async function silent (inbox: Inbox, topic: string, ms = 300): Promise<boolean> {
   const before = inbox.on(topic).length
-  await new Promise((resolve) => setTimeout(resolve, ms))
+  await sleep(ms)
   return inbox.on(topic).length === before
 }

@@ -15,17 +15,7 @@ export function cfg (patch: Partial<GroupConfig> = {}): GroupConfig {
   return mergeConfig(DEFAULT_GROUP_CONFIG, patch)
 }
 
-export const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Poll `fn` until it answers true; throws after `ms`. */
-export async function until (fn: () => Promise<boolean>, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms
-  for (;;) {
-    if (await fn()) return
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(10)
-  }
-}
+export { sleep, waitFor as until } from '../helpers/wait.js'
 
 export function releases (res: OpResult | OpResult[]): ReleaseRecord[] {
   const all = Array.isArray(res) ? res : [res]
