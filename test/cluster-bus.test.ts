@@ -37,8 +37,7 @@ t.test('local first and synchronously, remote once, own messages ignored', async
 t.test('publish with Redis gone: local handlers still run, nothing throws', async (t) => {
   const own = await startRedis()
   t.teardown(async () => await own.stop())
-  const errors: Error[] = []
-  const bus = new RedisBus({ url: own.url, onError: (e) => errors.push(e) })
+  const bus = new RedisBus({ url: own.url, onError: () => {} }) // connection errors are expected here
   const got: boolean[] = []
   bus.subscribe((_ev, local) => got.push(local))
   await bus.open()
