@@ -10,6 +10,7 @@ import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
 import type { Bus } from '../plugins/scheduler/bus.js'
 import { RedisBus } from '../plugins/scheduler/redis-bus.js'
+import { reconnect } from '../plugins/scheduler/redis/link.js'
 import { RedisStore } from '../plugins/scheduler/redis-store.js'
 import type { Store } from '../plugins/scheduler/store.js'
 import { ConfigError } from './config.js'
@@ -24,8 +25,6 @@ export interface ClusterOptions {
   historyLimit?: number
   maxGroups?: number
   maxTerminalsPerGroup?: number
-  /** first part of the scheduler's keys and bus channel (default `rg`) */
-  keyPrefix?: string
 }
 
 export interface ClusterParts {
@@ -42,7 +41,7 @@ export interface ClusterParts {
 
 /** Connection settings of the broker's own Redis links: reconnect for ever, fail queued commands soon. */
 const BROKER_LINK: RedisOptions = {
-  retryStrategy: (times) => Math.min(50 * times, 1000),
+  retryStrategy: reconnect,
   // a command waiting through two failed reconnects is answered with an error, not kept hanging
   maxRetriesPerRequest: 2
 }
@@ -65,7 +64,7 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
     down = false
   }
 
-  const prefix = opts.keyPrefix ?? 'rg'
+  const prefix = 'rg' // first part of the scheduler's keys and of the bus channel
   const store = new RedisStore({
     url,
     prefix,

@@ -1,7 +1,7 @@
 // The round state machine of one group, in memory (PROTOCOL section 3). Every public method is
 // one synchronous transition: it either throws an RgError having changed nothing, or applies the
 // whole change and returns what it caused. The Redis store's Lua scripts implement the same rules;
-// test/store-suite.ts holds both to them.
+// test/store-suite/ holds both to them.
 import { RgError } from '../../broker/errors.js'
 import { completeOnOf, dropLimit, onlineThreshold } from './group-config.js'
 import { select } from './selection.js'
@@ -284,7 +284,7 @@ export class GroupModel {
       if (d.result !== undefined) results[id] = d.result
       if (!d.ok) failed.push(id)
     }
-    const summary: RoundSummary & { failed: string[] } = {
+    const summary: RoundSummary = {
       group: this.name,
       round: rec.round,
       outcome,

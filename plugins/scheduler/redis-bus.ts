@@ -6,12 +6,12 @@
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Bus, BusEvent, BusHandler } from './bus.js'
+import { quit, reconnect } from './redis/link.js'
 
 export interface RedisBusOptions {
   url: string
   /** first part of the channel name (default `rg`): the channel is `<prefix>:bus` */
   prefix?: string
-  redisOptions?: RedisOptions
   /** told about connection trouble and events that could not be sent or read */
   onError?: (err: Error) => void
 }
@@ -20,8 +20,8 @@ interface Envelope { o: string, e: BusEvent }
 
 export class RedisBus implements Bus {
   /** this process's id on the channel */
-  readonly origin = randomUUID()
-  readonly channel: string
+  private readonly origin = randomUUID()
+  private readonly channel: string
   private readonly pub: Redis
   private readonly sub: Redis
   private readonly onError: (err: Error) => void
@@ -31,7 +31,7 @@ export class RedisBus implements Bus {
   constructor (opts: RedisBusOptions) {
     this.channel = `${opts.prefix ?? 'rg'}:bus`
     this.onError = opts.onError ?? (() => {})
-    const base: RedisOptions = { lazyConnect: true, retryStrategy: (times) => Math.min(50 * times, 1000), ...opts.redisOptions }
+    const base: RedisOptions = { lazyConnect: true, retryStrategy: reconnect }
     // The publisher keeps its offline queue: an event decided just before Redis went away is
     // still delivered when it comes back (ioredis gives up after its retry limit and says so).
     this.pub = new Redis(opts.url, base)
@@ -83,14 +83,5 @@ export class RedisBus implements Bus {
         this.onError(err as Error)
       }
     }
-  }
-}
-
-async function quit (r: Redis): Promise<void> {
-  if (r.status !== 'ready') { r.disconnect(); return }
-  try {
-    await r.quit()
-  } catch {
-    r.disconnect() // not connected: nothing to flush
   }
 }

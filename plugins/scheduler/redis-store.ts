@@ -1,12 +1,13 @@
 // The cluster-mode store: every group's state in one shared Redis, every transition one Lua script
 // (redis/lua-core.ts + redis/lua-ops.ts) run atomically inside Redis with Redis TIME as the clock,
 // so any broker process may take any terminal's message and each release is decided exactly once.
-// It passes the same abstract suite as the memory store (test/store-suite.ts).
+// It passes the same abstract suite as the memory store (test/store-suite/).
 //
 // Keys: `<prefix>:{<group>}:<part>` for a group's state (the hash tag keeps a group in one Redis
 // Cluster slot), and `<prefix>:groups`, the set of group names, kept beside the scripts (it is the
 // only key outside a group's slot). docs/cluster.md describes every key.
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis } from 'ioredis'
+import { quit, reconnect } from './redis/link.js'
 import { RgError } from '../../broker/errors.js'
 import { DELETE_SOURCE, OP_SOURCES, type OpName } from './redis/lua-ops.js'
 import { LuaScript, runScript, scriptError } from './redis/script.js'
@@ -24,9 +25,6 @@ export interface RedisStoreOptions {
   historyLimit?: number
   maxTerminalsPerGroup?: number
   maxGroups?: number
-  /** a command unanswered for this long fails as `unavailable` (default 5000) */
-  commandTimeoutMs?: number
-  redisOptions?: RedisOptions
   /** told about connection trouble (the store itself never hangs on it) */
   onError?: (err: Error) => void
 }
@@ -34,9 +32,9 @@ export interface RedisStoreOptions {
 const PARTS = ['g', 'cfg', 'seen', 'role', 'load', 'meta', 'last', 'rs', 'rb', 'parts', 'plist', 'done', 'res', 'drop', 'hist'] as const
 
 const SCRIPTS = Object.fromEntries(
-  Object.entries(OP_SOURCES).map(([name, src]) => [name, new LuaScript(name, src)])
+  Object.entries(OP_SOURCES).map(([name, src]) => [name, new LuaScript(src)])
 ) as Record<OpName, LuaScript>
-const DELETE = new LuaScript('delete', DELETE_SOURCE)
+const DELETE = new LuaScript(DELETE_SOURCE)
 
 /** Configuration fields in the order of ARGV 5..16 (payload at 15, paused at 16). */
 const CFG_ORDER = ['need', 'bossNeed', 'minOnlineRatio', 'heartbeatMs', 'offlineAfterMs', 'execTimeoutMs',
@@ -137,10 +135,10 @@ export class RedisStore implements Store {
       // fail at once while Redis is unreachable (answered `unavailable`), never queue and hang
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: opts.commandTimeoutMs ?? 5000,
+      // a command unanswered this long fails as `unavailable`
+      commandTimeout: 5000,
       enableAutoPipelining: true,
-      retryStrategy: (times) => Math.min(50 * times, 1000),
-      ...opts.redisOptions
+      retryStrategy: reconnect
     })
     this.redis.on('error', (err: Error) => opts.onError?.(err))
   }
@@ -158,11 +156,7 @@ export class RedisStore implements Store {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    try {
-      await this.redis.quit()
-    } catch {
-      this.redis.disconnect() // not connected: nothing to flush
-    }
+    await quit(this.redis)
   }
 
   async ping (): Promise<boolean> {

@@ -4,7 +4,7 @@
 // Time is the store's clock (Date.now() in memory, Redis TIME in cluster mode).
 //
 // Errors are thrown as RgError with a catalogue code (unknown_group, stale_round, ...). A refused
-// operation changes nothing at all. test/store-suite.ts is the contract every store must pass.
+// operation changes nothing at all. test/store-suite/ is the contract every store must pass.
 import type {
   CtlOp, DoneInput, GroupConfig, GroupState, GroupTiming, HeartbeatInput, OpResult,
   ReleaseRecord, RoundSummary, TerminalView

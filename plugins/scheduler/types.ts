@@ -77,6 +77,8 @@ export interface RoundSummary {
   done: string[]
   dropped: string[]
   results: Record<string, unknown>
+  /** roundgate's addition: the participants whose done said `ok: false` */
+  failed: string[]
 }
 
 export interface TerminalView {

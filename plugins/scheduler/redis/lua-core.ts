@@ -2,7 +2,7 @@
 // (PROTOCOL section 3). Every operation script is this prelude followed by a short body (see
 // lua-ops.ts), so each transition runs start to finish inside Redis, atomically, with Redis TIME
 // as the clock. A refusal raises an error before the first write: refused operations change
-// nothing. test/store-suite.ts holds this and the memory store to the same rules.
+// nothing. test/store-suite/ holds this and the memory store to the same rules.
 //
 // KEYS (all hash-tagged with the group name, so one group lives in one Redis Cluster slot):
 //  1 g     hash: phase round releasedAt resetUntil deadline updatedAt seq os ob np nb settled bossDone rel

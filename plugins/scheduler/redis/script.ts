@@ -7,12 +7,10 @@ import type { Redis } from 'ioredis'
 import { ERROR_CODES, RgError, type ErrorCode } from '../../../broker/errors.js'
 
 export class LuaScript {
-  readonly name: string
   readonly source: string
   readonly sha: string
 
-  constructor (name: string, source: string) {
-    this.name = name
+  constructor (source: string) {
     this.source = source
     this.sha = createHash('sha1').update(source).digest('hex')
   }
