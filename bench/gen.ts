@@ -17,7 +17,6 @@ let armedBytes = 0
 /** plain counters for the overhead scenario */
 let received = 0
 let lastReceivedAt = 0
-let firstReceivedAt = 0
 
 function progress (done: number, total: number): void {
   process.send?.({ progress: { done, total } })
@@ -30,7 +29,6 @@ function onPublish (conn: MqttConn, topic: string, frame: Buffer): void {
     return
   }
   const t = nowNs()
-  if (received === 0) firstReceivedAt = t
   received++
   lastReceivedAt = t
 }
@@ -106,7 +104,6 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     armedTopic = a.topic
     armedBytes = 0
     received = 0
-    firstReceivedAt = 0
     lastReceivedAt = 0
     return {}
   },
@@ -166,7 +163,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
       }
     })), a.seconds * 1000 + 60000, 'hb.flood')
     const t1 = nowNs()
-    return { sent, t0, tSent: t1, t1 }
+    return { sent, t0, t1 }
   },
 
   /**
@@ -206,7 +203,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
   },
 
   async 'count.read' () {
-    return { received, firstReceivedAt, lastReceivedAt }
+    return { received, lastReceivedAt }
   },
 
   async close () {

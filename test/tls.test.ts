@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { connect, freePort, Inbox, startBroker, within } from './helpers/broker.js'
+import { connect, freePort, Inbox, startBroker } from './helpers/broker.js'
 
 
 async function run (cmd: string, args: string[]): Promise<{ ok: boolean, missing: boolean, stderr: string }> {

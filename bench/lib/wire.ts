@@ -11,7 +11,7 @@ export function nowNs (): number {
 }
 
 /** Splits a byte stream into whole MQTT frames; `onFrame(first byte, frame)`. */
-export class FrameReader {
+class FrameReader {
   private chunks: Buffer[] = []
   private total = 0
   private need = 0
@@ -52,7 +52,7 @@ export class FrameReader {
 }
 
 /** Topic and packet id of a PUBLISH frame (payload left in place). */
-export function publishInfo (frame: Buffer): { topic: string, qos: number, messageId: number, payloadAt: number } {
+function publishInfo (frame: Buffer): { topic: string, qos: number, messageId: number, payloadAt: number } {
   let i = 1
   while ((frame[i] & 128) !== 0) i++
   i++
@@ -88,8 +88,6 @@ export class MqttConn {
   private pings: Array<() => void> = []
   private connack: ((ok: boolean) => void) | null = null
   onPublish: MqttConnOptions['onPublish']
-  /** PUBACKs received (QoS 1 publishes this connection sent and the broker acknowledged) */
-  acked = 0
   closed = false
 
   constructor (opts: MqttConnOptions) {
@@ -186,7 +184,6 @@ export class MqttConn {
       case 4: // PUBACK
       case 9: { // SUBACK
         const id = f.readUInt16BE(2)
-        if (type === 4) this.acked++
         const cb = this.waiting.get(id)
         if (cb !== undefined) { this.waiting.delete(id); cb() }
         break

@@ -3,7 +3,7 @@
 // same run, --rounds times each over the same connections. Times from the publisher's write to
 // each subscriber's receipt, on the machine's monotonic clock.
 import { Fleet } from '../lib/fleet.js'
-import { startAedes, startMosquitto, startRoundgate, which, type Broker } from '../lib/procs.js'
+import { startAedes, startMosquitto, startRoundgate, type Broker } from '../lib/procs.js'
 import { dist, table, type Dist, type ScenarioResult } from '../lib/report.js'
 import { gensFor, plainFanout, type Options } from './common.js'
 
@@ -35,7 +35,6 @@ export async function fanoutPeers (o: Options): Promise<ScenarioResult> {
         await b.stop()
       }
     }
-    if (which('mosquitto') !== null) data.mosquittoVersion = 'see `mosquitto -h`'
     const text = table(`fan-out: one plain QoS ${o.qos} message of ${bytes} B to ${n} subscribers, ms from the publisher's write to each receipt (2 cores shared by the broker and ${fleet.gens.length} generators)`,
       ['', 'first', 'p50', 'p99', 'last', 'missing'], rows)
     return { scenario: 'fanout-peers', text, data }

@@ -20,7 +20,7 @@ export async function heartbeat (o: Options): Promise<ScenarioResult> {
     const cpu0 = cpuSeconds(rg.pid)
     const wall0 = process.hrtime.bigint()
     process.stderr.write(`  flooding heartbeats for ${o.seconds} s...\n`)
-    const res = await fleet.each<{ sent: number, t0: number, tSent: number, t1: number }>('hb', () => ({ group: 'bench', seconds: o.seconds, batch: 8, payload }), 'hb.flood')
+    const res = await fleet.each<{ sent: number, t0: number, t1: number }>('hb', () => ({ group: 'bench', seconds: o.seconds, batch: 8, payload }), 'hb.flood')
     const wall1 = process.hrtime.bigint()
     const cpu1 = cpuSeconds(rg.pid)
     const sent = res.reduce((n, r) => n + r.sent, 0)

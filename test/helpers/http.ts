@@ -2,7 +2,7 @@
 // free loopback port, with small fetch helpers.
 import { pino } from 'pino'
 import { startGateway, type Authorize, type Gateway } from '../../gateway/index.js'
-import { createMetrics, type Metrics } from '../../plugins/metrics/index.js'
+import { createMetrics } from '../../plugins/metrics/index.js'
 import { Engine } from '../../plugins/scheduler/engine.js'
 import { MemoryStore } from '../../plugins/scheduler/memory-store.js'
 import type { GroupConfig } from '../../plugins/scheduler/types.js'
@@ -11,7 +11,6 @@ import { waitFor } from './wait.js'
 export interface TestGateway {
   engine: Engine
   gateway: Gateway
-  metrics: Metrics
   base: string
   close: () => Promise<void>
 }
@@ -51,7 +50,6 @@ export async function startTestGateway (opts: TestGatewayOptions = {}): Promise<
   return {
     engine,
     gateway,
-    metrics,
     base,
     close: async () => {
       await gateway.close()
