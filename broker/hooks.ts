@@ -25,18 +25,19 @@ export function chainAuthorizeSubscribe (
   }
 }
 
+type AuthorizePublish = Aedes['authorizePublish']
+
 /**
- * Wrap broker.authorizePublish: the hook calls `next()` to defer to the hook before it, or answers
- * `cb` itself (`cb(null)` allows; an error refuses, and aedes then closes the client).
+ * Wrap broker.authorizePublish: the hook answers `cb` itself (`cb(null)` allows; an error refuses,
+ * and aedes then closes the client) or defers with `prev(client, packet, cb)`, the hook installed
+ * before it. No closure is made per message.
  */
 export function chainAuthorizePublish (
   broker: Aedes,
-  hook: (client: Client | null, packet: PublishPacket, next: () => void, cb: (err?: Error | null) => void) => void
+  hook: (client: Client | null, packet: PublishPacket, cb: Parameters<AuthorizePublish>[2], prev: AuthorizePublish) => void
 ): void {
   const prev = broker.authorizePublish.bind(broker)
-  broker.authorizePublish = (client, packet, cb) => {
-    hook(client, packet, () => prev(client, packet, cb), cb)
-  }
+  broker.authorizePublish = (client, packet, cb) => { hook(client, packet, cb, prev) }
 }
 
 /** Wrap broker.preConnect: resolve true to go on, false (or an error with returnCode) to refuse. */

@@ -81,8 +81,8 @@ export class MqttDoor {
     // right after. Synchronous for every other topic: every PUBLISH of every client passes here.
     // A refusal is answered on the error topic and the hook still says yes, so nobody is
     // disconnected for it [MQTT-3.3.5-2].
-    chainAuthorizePublish(broker, (client, packet, next, cb) => {
-      if (!topics.owns(packet.topic)) { next(); return }
+    chainAuthorizePublish(broker, (client, packet, cb, prev) => {
+      if (!topics.owns(packet.topic)) { prev(client, packet, cb); return }
       if (client === null && !this.isTerminalTopic(packet.topic)) { cb(null); return }
       this.fromClient(client, packet).then(() => cb(null), (err: unknown) => {
         this.log.error({ err, topic: packet.topic }, 'scheduler message failed')
