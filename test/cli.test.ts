@@ -69,6 +69,12 @@ function run (t: Test, args: string[], env: Record<string, string> = {}): Proc {
 }
 
 
+/** SIGTERM the process; the exit status it gives (bounded: a hang fails the test). */
+async function stop (p: Proc, what: string): Promise<number | null> {
+  p.child.kill('SIGTERM')
+  return (await within(p.exited, 15000, what)).code
+}
+
 async function dataDir (t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'rg-cli-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
@@ -155,8 +161,7 @@ t.test('ROUNDGATE_MQTT_PORT (and the other variables) configure the process', as
   const c = await connect(`mqtt://127.0.0.1:${port}`, 'cli-env')
   t.same((await c.subscribeAsync('probe/served', { qos: 1 })).map((g) => g.qos), [1], 'MQTT served on ROUNDGATE_MQTT_PORT')
   await c.endAsync()
-  p.child.kill('SIGTERM')
-  t.equal((await within(p.exited, 15000, 'exit')).code, 0)
+  t.equal(await stop(p, 'exit'), 0)
 })
 
 t.test('a round survives a restart: rounds never go backwards, the state is retained with the kept round', async (t) => {
@@ -183,8 +188,7 @@ t.test('a round survives a restart: rounds never go backwards, the state is reta
   t.equal(inbox.on('rg/g/error/x').length, 0, 'no refusals')
   await x.endAsync()
 
-  first.child.kill('SIGTERM')
-  t.equal((await within(first.exited, 15000, 'first process exit')).code, 0)
+  t.equal(await stop(first, 'first process exit'), 0)
 
   const second = run(t, args)
   await second.ready()
@@ -206,8 +210,7 @@ t.test('a round survives a restart: rounds never go backwards, the state is reta
   t.ok(release2.json.round > r1, `the next round (${release2.json.round}) is above ${r1}`)
   await x2.endAsync()
   await viewer.endAsync()
-  second.child.kill('SIGTERM')
-  t.equal((await within(second.exited, 15000, 'second process exit')).code, 0)
+  t.equal(await stop(second, 'second process exit'), 0)
 })
 
 t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGTERM still ends it with 0', async (t) => {
@@ -221,8 +224,7 @@ t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGTERM s
   await res.text()
   const c = await connect(`mqtt://127.0.0.1:${port}`, 'cli-http')
   t.teardown(async () => { await c.endAsync(true) })
-  p.child.kill('SIGTERM')
-  t.equal((await within(p.exited, 15000, 'exit')).code, 0)
+  t.equal(await stop(p, 'exit'), 0)
 })
 
 t.test('a state file it cannot read stops the start with status 1 and one clear line on stderr', async (t) => {
@@ -231,8 +233,7 @@ t.test('a state file it cannot read stops the start with status 1 and one clear 
   const args = ['start', '--mqtt-port', String(port), '--http-port', '0', '--ws-port', '0', '--data-dir', dir]
   const first = run(t, args)
   await first.ready()
-  first.child.kill('SIGTERM')
-  t.equal((await within(first.exited, 15000, 'exit')).code, 0)
+  t.equal(await stop(first, 'exit'), 0)
   const files = (await readdir(dir)).filter((f) => f.endsWith('.json'))
   t.equal(files.length, 1, 'one state file was written')
   await writeFile(join(dir, files[0]), '{ not json')

@@ -17,6 +17,16 @@ redis.call('HSET', KC, unpack(c))
 parseCfg(vals)
 `
 
+/** leave and kick: the terminal goes offline now (a kick also emits its event, before any release). */
+function offline (kicked: boolean): string {
+  return `
+open(false)
+local before = fingerprint()
+goOffline(ARGV[A + 1])
+${kicked ? "events[#events + 1] = 'K' .. ARGV[A + 1]\n" : ''}return finish(before, false)
+`
+}
+
 const BODIES = {
   /** ARGV: id, role, load, meta */
   heartbeat: `
@@ -58,12 +68,7 @@ checkEnd()
 return finish(before, false)
 `,
   /** ARGV: id */
-  leave: `
-open(false)
-local before = fingerprint()
-goOffline(ARGV[A + 1])
-return finish(before, false)
-`,
+  leave: offline(false),
   /** ARGV: ids... */
   hold: `
 open(false)
@@ -127,14 +132,8 @@ local before = fingerprint()
 forceRelease()
 return finish(before, false)
 `,
-  /** ARGV: id */
-  kick: `
-open(false)
-local before = fingerprint()
-goOffline(ARGV[A + 1])
-events[#events + 1] = 'K' .. ARGV[A + 1]
-return finish(before, false)
-`,
+  /** ARGV: id; a kick is a leave the operator caused, told to every process */
+  kick: offline(true),
   // --- reads: one consistent view each ------------------------------------------------------
   snapshot: `
 if redis.call('EXISTS', KG) == 0 then return false end
