@@ -1,7 +1,7 @@
 // Processes a benchmark starts (brokers, generators, redis) and what it reads about them from
 // /proc. Everything started is tracked and killed when the run ends, also on error or signal.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -129,35 +129,36 @@ export async function startAedes (): Promise<Broker> {
 
 export function which (cmd: string): string | null {
   for (const d of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
-    try { readFileSync(join(d, cmd), { flag: 'r' }); return join(d, cmd) } catch {}
+    try { accessSync(join(d, cmd), constants.X_OK); return join(d, cmd) } catch {}
   }
   return null
 }
 
-/** Mosquitto on loopback with a config written to a temp dir (no persistence, no auth). */
-export async function startMosquitto (): Promise<Broker | null> {
-  const bin = which('mosquitto')
-  if (bin === null) return null
+/** A native server from the machine's packages on a free loopback port; null when not installed. */
+async function startNative (name: Broker['kind'], bin: string, argsFor: (port: number, dir: string) => string[]): Promise<Broker | null> {
+  const path = which(bin)
+  if (path === null) return null
   const dir = tempDir()
-  const mqttPort = await freePort()
-  const conf = join(dir, 'mosquitto.conf')
-  writeFileSync(conf, [`listener ${mqttPort} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none',
-    'max_queued_messages 100000', 'max_inflight_messages 0', ''].join('\n'))
-  const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
-  const b = started('mosquitto', child, mqttPort, 0)
-  await waitPort(mqttPort, child, 'mosquitto')
+  const port = await freePort()
+  const child = spawn(path, argsFor(port, dir), { stdio: ['ignore', 'ignore', 'pipe'] })
+  const b = started(name, child, port, 0)
+  await waitPort(port, child, bin)
   return b
 }
 
+/** Mosquitto on loopback with a config written to a temp dir (no persistence, no auth). */
+export async function startMosquitto (): Promise<Broker | null> {
+  return await startNative('mosquitto', 'mosquitto', (port, dir) => {
+    const conf = join(dir, 'mosquitto.conf')
+    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none',
+      'max_queued_messages 100000', 'max_inflight_messages 0', ''].join('\n'))
+    return ['-c', conf]
+  })
+}
+
 export async function startRedis (): Promise<Broker | null> {
-  const bin = which('redis-server')
-  if (bin === null) return null
-  const dir = tempDir()
-  const port = await freePort()
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] })
-  const b = started('redis', child, port, 0)
-  await waitPort(port, child, 'redis-server')
-  return b
+  return await startNative('redis', 'redis-server', (port, dir) =>
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir])
 }
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */

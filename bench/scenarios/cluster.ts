@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Fleet } from '../lib/fleet.js'
-import { httpJson, sleep, startRedis, startRoundgate, type Broker } from '../lib/procs.js'
+import { startRedis, startRoundgate, type Broker } from '../lib/procs.js'
 import { dist, table, type Dist, type ScenarioResult } from '../lib/report.js'
-import { gensFor, ids, receipts, type Options } from './common.js'
+import { gensFor, ids, receipts, waitState, type Options } from './common.js'
 
 const GROUP = 'bench'
 
@@ -40,12 +40,7 @@ export async function cluster (o: Options): Promise<ScenarioResult> {
     for (let r = 1; r <= o.rounds; r++) {
       await fleet.each('arm', () => ({ topic: `rg/${GROUP}/release` }), 'arm')
       await fleet.each(`round ${r}: readies`, (_g, i) => ({ ids: shares[i].filter((id) => id !== decider), topic: `rg/${GROUP}/ready/{id}`, payload: '{}', qos: 1 }), 'mqtt.publishEach')
-      let s: any
-      for (let i = 0; i < 3000; i++) {
-        s = (await httpJson(brokers[0].httpPort, `/v1/groups/${GROUP}`)).state
-        if (s.ready === n - 1 && s.phase === 'WAITING') break
-        await sleep(20)
-      }
+      const s = await waitState(brokers[0], GROUP, (st) => st.ready === n - 1 && st.phase === 'WAITING', 'readies')
       const { t0 } = await deciderGen.call<{ t0: number }>('mqtt.publishOne', { id: decider, topic: `rg/${GROUP}/ready/{id}`, payload: '{}', qos: 1 })
       const got = await receipts(fleet, shares, t0, 60000)
       per.push(got.d)
@@ -53,11 +48,7 @@ export async function cluster (o: Options): Promise<ScenarioResult> {
       if (r < o.rounds) {
         const round = s.round + 1
         await fleet.each('done', (_g, i) => ({ ids: shares[i], topic: `rg/${GROUP}/done/{id}`, payload: JSON.stringify({ round }), qos: 1 }), 'mqtt.publishEach')
-        for (let i = 0; i < 3000; i++) {
-          const st = (await httpJson(brokers[0].httpPort, `/v1/groups/${GROUP}`)).state
-          if (st.phase === 'WAITING' && st.round === round) break
-          await sleep(20)
-        }
+        await waitState(brokers[0], GROUP, (st) => st.phase === 'WAITING' && st.round === round, 'round end')
       }
     }
     const rows = per.map((d, i) => [`round ${i + 1}`, d.first, d.p50, d.p99, d.last] as Array<string | number | null>)

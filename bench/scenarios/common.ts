@@ -1,7 +1,7 @@
 // What several scenarios share: terminal ids, generator counts, connecting MQTT terminals, and
 // one "plain message to N subscribers" fan-out run against any broker.
 import type { Fleet } from '../lib/fleet.js'
-import type { Broker } from '../lib/procs.js'
+import { httpJson, sleep, type Broker } from '../lib/procs.js'
 import { dist, type Dist } from '../lib/report.js'
 
 export interface Options {
@@ -15,6 +15,25 @@ export interface Options {
   json: boolean
   bytes: number | null
   compare: boolean
+}
+
+/** Poll GET /v1/groups/{group} until `ok` holds; throws (with the last state) after `ms`. */
+export async function waitState (b: Broker, group: string, ok: (s: any) => boolean, what: string, ms = 60000): Promise<any> {
+  const until = Date.now() + ms
+  let s: any = null
+  while (Date.now() < until) {
+    s = (await httpJson(b.httpPort, `/v1/groups/${group}`)).state
+    if (ok(s)) return s
+    await sleep(20)
+  }
+  throw new Error(`${what}: state stayed ${JSON.stringify(s)}`)
+}
+
+/** Long-polls pending in a roundgate, from its /metrics (-1 when the gauge is missing). */
+export async function pendingPolls (b: Broker): Promise<number> {
+  const text = await httpJson(b.httpPort, '/metrics') as string
+  const m = /^roundgate_http_longpolls_pending (\d+)/m.exec(text)
+  return m === null ? -1 : Number(m[1])
 }
 
 export function ids (prefix: string, n: number, from = 0): string[] {

@@ -7,7 +7,7 @@
 import { Fleet } from '../lib/fleet.js'
 import { httpJson, rssBytes, sleep, startAedes, startRoundgate, type Broker } from '../lib/procs.js'
 import { table, type ScenarioResult } from '../lib/report.js'
-import { connectMqtt, gensFor, ids, type Options } from './common.js'
+import { connectMqtt, gensFor, ids, pendingPolls, type Options } from './common.js'
 
 async function settledRss (pid: number): Promise<number> {
   await sleep(3000)
@@ -40,8 +40,7 @@ export async function memory (o: Options): Promise<ScenarioResult> {
     const hs = fleet.deal(httpIds)
     await fleet.each(`parking ${n} long-polls`, (_g, i) => ({ port: b?.httpPort, group: 'bench', ids: hs[i], ready: false, wait: 120 }), 'http.terminals', n)
     after = await settledRss(b.pid)
-    const metrics = await httpJson(b.httpPort, '/metrics') as string
-    const pending = Number(/^roundgate_http_longpolls_pending (\d+)/m.exec(metrics)?.[1] ?? -1)
+    const pending = await pendingPolls(b)
     rows.push(['roundgate, pending HTTP long-poll (one socket each)', before / 1048576, after / 1048576, (after - before) / n / 1024, pending])
     data.http = { before, after, perWaiter: (after - before) / n, pending }
     await fleet.each('close', () => ({}), 'close')

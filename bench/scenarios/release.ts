@@ -8,28 +8,11 @@
 import { Fleet } from '../lib/fleet.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { httpJson, sleep, startAedes, startRoundgate, tempDir, type Broker } from '../lib/procs.js'
+import { sleep, startAedes, startRoundgate, tempDir, type Broker } from '../lib/procs.js'
 import { dist, fmt, table, type Dist, type ScenarioResult } from '../lib/report.js'
-import { connectMqtt, gensFor, ids, plainFanout, receipts, type Options } from './common.js'
+import { connectMqtt, gensFor, ids, pendingPolls, plainFanout, receipts, waitState, type Options } from './common.js'
 
 const GROUP = 'bench'
-
-async function waitState (b: Broker, ok: (s: any) => boolean, what: string, ms = 60000): Promise<any> {
-  const until = Date.now() + ms
-  let s: any = null
-  while (Date.now() < until) {
-    s = (await httpJson(b.httpPort, `/v1/groups/${GROUP}`)).state
-    if (ok(s)) return s
-    await sleep(20)
-  }
-  throw new Error(`${what}: state stayed ${JSON.stringify(s)}`)
-}
-
-async function pendingPolls (b: Broker): Promise<number> {
-  const text = await httpJson(b.httpPort, '/metrics') as string
-  const m = /^roundgate_http_longpolls_pending (\d+)/m.exec(text)
-  return m === null ? -1 : Number(m[1])
-}
 
 export async function release (o: Options): Promise<ScenarioResult> {
   const n = o.n
@@ -73,7 +56,7 @@ export async function release (o: Options): Promise<ScenarioResult> {
         while (await pendingPolls(rg) < nHttp && Date.now() < until) await sleep(20)
       }
       const probesBefore = readProbe().length
-      const before = await waitState(rg, (s) => s.ready === n - 1 && s.phase === 'WAITING', 'readies')
+      const before = await waitState(rg, GROUP, (s) => s.ready === n - 1 && s.phase === 'WAITING', 'readies')
       const { t0 } = decider.startsWith('m')
         ? await deciderGen.call<{ t0: number }>('mqtt.publishOne', { id: decider, topic: `rg/${GROUP}/ready/{id}`, payload: '{}', qos: 1 })
         : await deciderGen.call<{ t0: number }>('http.readyOne', { port: rg.httpPort, group: GROUP, id: decider })
@@ -92,7 +75,7 @@ export async function release (o: Options): Promise<ScenarioResult> {
       if (r < rounds) {
         const round = before.round + 1
         await fleet.each('done', (_g, i) => ({ ids: mqttShares[i], topic: `rg/${GROUP}/done/{id}`, payload: JSON.stringify({ round }), qos: 1 }), 'mqtt.publishEach')
-        await waitState(rg, (s) => s.phase === 'WAITING' && s.round === round, 'round end')
+        await waitState(rg, GROUP, (s) => s.phase === 'WAITING' && s.round === round, 'round end')
       }
     }
     await rg.stop()
