@@ -35,6 +35,8 @@ local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 local S, C = {}, {}
 local events = {}
 local created = false
+-- the group hash as read by open(), so save() writes it only when a field changed
+local stored = nil
 local CHUNK = 1000
 
 local function fail (code, msg) error({ err = 'RG ' .. code .. ' ' .. msg }) end
@@ -70,6 +72,9 @@ end
 local function open (canCreate)
   local v = redis.call('HMGET', KG, unpack(SF))
   if v[1] then
+    local raw = {}
+    for i = 1, #SF do raw[i] = v[i] or '' end
+    stored = table.concat(raw, '|')
     S.phase = v[1]; S.round = tonumber(v[2]); S.releasedAt = opt(v[3]); S.resetUntil = opt(v[4])
     S.deadline = opt(v[5]); S.updatedAt = tonumber(v[6]); S.seq = tonumber(v[7]); S.os = tonumber(v[8])
     S.ob = tonumber(v[9]); S.np = tonumber(v[10]); S.nb = tonumber(v[11]); S.settled = tonumber(v[12])
@@ -89,10 +94,16 @@ local function payload ()
   return redis.call('HGET', KC, 'payload')
 end
 
-local function fingerprint ()
-  return table.concat({ S.phase, S.round, C.paused and 1 or 0, C.need, C.bossNeed, S.os, S.ob,
-    redis.call('ZCARD', KRS), redis.call('ZCARD', KRB), S.np, redis.call('ZCARD', KDONE), redis.call('ZCARD', KDROP) }, '|')
+-- The set sizes state shows: ready smalls, ready bosses, done, dropped.
+local function counts ()
+  return redis.call('ZCARD', KRS), redis.call('ZCARD', KRB), redis.call('ZCARD', KDONE), redis.call('ZCARD', KDROP)
 end
+
+local function fingerprintOf (rs, rb, nd, ndrop)
+  return table.concat({ S.phase, S.round, C.paused and 1 or 0, C.need, C.bossNeed, S.os, S.ob, rs, rb, S.np, nd, ndrop }, '|')
+end
+
+local function fingerprint () return fingerprintOf(counts()) end
 
 local function readyKey (role) if role == 'boss' then return KRB end return KRS end
 
@@ -114,9 +125,12 @@ local function changeRole (id, from, to)
 end
 
 -- Hear from a terminal (role, load, meta: '' when not given). Returns its role.
-local function touch (id, role, load, meta)
+-- A terminal not yet online needs room first (before its first write), unless the caller
+-- already made room for a batch (roomChecked).
+local function touch (id, role, load, meta, roomChecked)
   local r = redis.call('HGET', KROLE, id)
   if not r then
+    if not roomChecked then needRoom(1) end
     r = role ~= '' and role or 'small'
     redis.call('HSET', KROLE, id, r)
     if r == 'boss' then S.ob = S.ob + 1 else S.os = S.os + 1 end
@@ -269,12 +283,12 @@ local function forceRelease ()
   freeze(smalls, bosses)
 end
 
-local function reply (changed, dup)
+local function reply (changed, dup, rs, rb, nd, ndrop)
   local resetUntil, deadline = '', ''
   if S.phase == 'RESET' then resetUntil = onum(S.resetUntil) end
   if S.phase == 'EXECUTING' then deadline = onum(S.deadline) end
   local out = { S.phase, num(S.round), C.paused and 1 or 0, num(C.need), num(C.bossNeed), num(S.os), num(S.ob),
-    redis.call('ZCARD', KRS), redis.call('ZCARD', KRB), num(S.np), redis.call('ZCARD', KDONE), redis.call('ZCARD', KDROP),
+    rs, rb, num(S.np), nd, ndrop,
     onum(S.releasedAt), num(S.updatedAt), resetUntil, deadline, changed and 1 or 0, num(C.heartbeatMs),
     dup and 1 or 0, created and 1 or 0 }
   for _, e in ipairs(events) do out[#out + 1] = e end
@@ -289,17 +303,21 @@ local function save ()
     c[#c + 1] = 'payload'; c[#c + 1] = ARGV[15]
     redis.call('HSET', KC, unpack(c))
   end
-  redis.call('HSET', KG, 'phase', S.phase, 'round', num(S.round), 'releasedAt', onum(S.releasedAt),
-    'resetUntil', onum(S.resetUntil), 'deadline', onum(S.deadline), 'updatedAt', num(S.updatedAt), 'seq', num(S.seq),
-    'os', num(S.os), 'ob', num(S.ob), 'np', num(S.np), 'nb', num(S.nb), 'settled', num(S.settled), 'bossDone', num(S.bossDone))
+  local vals = { S.phase, num(S.round), onum(S.releasedAt), onum(S.resetUntil), onum(S.deadline), num(S.updatedAt),
+    num(S.seq), num(S.os), num(S.ob), num(S.np), num(S.nb), num(S.settled), num(S.bossDone) }
+  if table.concat(vals, '|') == stored then return end -- nothing changed: no write (a repeat heartbeat)
+  local kv = {}
+  for i, f in ipairs(SF) do kv[#kv + 1] = f; kv[#kv + 1] = vals[i] end
+  redis.call('HSET', KG, unpack(kv))
 end
 
 -- Every transition ends here: check the release rule, note whether state changed, write, answer.
 local function finish (before, dup)
   tryRelease()
-  local changed = created or fingerprint() ~= before
+  local rs, rb, nd, ndrop = counts()
+  local changed = created or fingerprintOf(rs, rb, nd, ndrop) ~= before
   if changed then S.updatedAt = now end
   save()
-  return reply(changed, dup)
+  return reply(changed, dup, rs, rb, nd, ndrop)
 end
 `

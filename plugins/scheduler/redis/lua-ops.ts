@@ -4,7 +4,6 @@ import { LUA_CORE } from './lua-core.js'
 
 const TERMINAL_ARGS = `
 local id = ARGV[A + 1]
-if not isOnline(id) then needRoom(1) end
 local before = fingerprint()
 `
 
@@ -56,7 +55,6 @@ if S.phase ~= 'EXECUTING' or round ~= S.round then
 end
 local prole = redis.call('HGET', KPARTS, id)
 if not prole then fail('not_participant', id .. ' is not a participant of round ' .. num(S.round)) end
-if not isOnline(id) then needRoom(1) end
 local before = fingerprint()
 touch(id, '', '', '')
 if redis.call('ZSCORE', KDONE, id) then return finish(before, true) end
@@ -83,7 +81,7 @@ for i = A + 1, #ARGV do
 end
 needRoom(fresh)
 local before = fingerprint()
-for _, id in ipairs(ids) do touch(id, '', '', '') end
+for _, id in ipairs(ids) do touch(id, '', '', '', true) end
 return finish(before, false)
 `,
   tick: `
@@ -138,7 +136,7 @@ return finish(before, false)
   snapshot: `
 if redis.call('EXISTS', KG) == 0 then return false end
 open(false)
-return { reply(false, false), redis.call('HGETALL', KC), redis.call('HGET', KG, 'rel') or '' }
+return { reply(false, false, counts()), redis.call('HGETALL', KC), redis.call('HGET', KG, 'rel') or '' }
 `,
   terminals: `
 open(false)
