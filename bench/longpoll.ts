@@ -23,9 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { startGateway } from '../gateway/index.js'
-import { Engine } from '../plugins/scheduler/engine.js'
-import { MemoryStore } from '../plugins/scheduler/memory-store.js'
-import type { ActiveRelease } from '../plugins/scheduler/release.js'
+import { type ActiveRelease, Engine, MemoryStore } from '../plugins/scheduler/index.js'
 
 const ABORT_TOTAL = 100_000
 const ABORT_BATCH = 2_000

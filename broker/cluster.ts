@@ -8,11 +8,7 @@ import { createRequire } from 'node:module'
 import { Redis, type RedisOptions } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
-import type { Bus } from '../plugins/scheduler/bus.js'
-import { RedisBus } from '../plugins/scheduler/redis-bus.js'
-import { reconnect } from '../plugins/scheduler/redis/link.js'
-import { RedisStore } from '../plugins/scheduler/redis-store.js'
-import type { Store } from '../plugins/scheduler/store.js'
+import { type Bus, reconnect, RedisBus, RedisStore, type Store } from '../plugins/scheduler/index.js'
 import { ConfigError } from './config.js'
 
 const require = createRequire(import.meta.url)

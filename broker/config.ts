@@ -3,8 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
-import { parsePartialConfig } from '../plugins/scheduler/group-config.js'
-import { GROUP_NAME } from '../plugins/scheduler/types.js'
+import { GROUP_NAME, parsePartialConfig } from '../plugins/scheduler/index.js'
 
 const port = z.number().int().min(0).max(65535)
 

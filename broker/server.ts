@@ -10,16 +10,13 @@ import type { Logger } from 'pino'
 import websocketStream from 'websocket-stream'
 import { startGateway, type Gateway } from '../gateway/index.js'
 import { createMetrics, type Metrics } from '../plugins/metrics/index.js'
-import { LocalBus, type Bus } from '../plugins/scheduler/bus.js'
-import { Engine } from '../plugins/scheduler/engine.js'
-import { MemoryStore } from '../plugins/scheduler/memory-store.js'
-import { installSchedulerDoor, type MqttDoor } from '../plugins/scheduler/mqtt-door.js'
-import type { Store } from '../plugins/scheduler/store.js'
-import { Topics } from '../plugins/scheduler/topics.js'
+import {
+  type Bus, Engine, installSchedulerDoor, LocalBus, MemoryStore, type MqttDoor, type Store, Topics
+} from '../plugins/scheduler/index.js'
 import { clusterParts } from './cluster.js'
 import { ConfigError, tlsPortOf, type Settings } from './config.js'
-import { isRgError } from './errors.js'
-import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable } from './mqtt-guards.js'
+import { isRgError } from '../plugins/errors.js'
+import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable } from '../plugins/mqtt-guards.js'
 
 export interface Ports { mqtt: number, tls: number, ws: number, http: number }
 
@@ -94,7 +91,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     })
     await engine.start()
   } catch (err) {
-    await engine?.stop().catch(() => {})
+    await engine?.stop().catch((stopErr: unknown) => { log.error({ err: stopErr }, 'stopping the engine after a failed start failed too') })
     await backend.close()
     if (isRgError(err)) throw new ConfigError(`configuration: ${err.message}`)
     throw err

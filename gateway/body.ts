@@ -2,7 +2,7 @@
 // application/x-www-form-urlencoded and query parameters (PROTOCOL section 5); form and query
 // values arrive as text, which the engine's validation accepts for numbers and booleans.
 import type { HttpResponse } from 'uWebSockets.js'
-import { RgError } from '../broker/errors.js'
+import { RgError } from '../plugins/errors.js'
 import type { Exchange } from './respond.js'
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024

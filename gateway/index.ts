@@ -3,7 +3,7 @@
 // MQTT door; HTTP long-poll waiters are woken by the same `release` event as MQTT participants.
 import uWS from 'uWebSockets.js'
 import type { Logger } from 'pino'
-import type { Engine } from '../plugins/scheduler/engine.js'
+import type { Engine } from '../plugins/scheduler/index.js'
 import type { Metrics } from '../plugins/metrics/index.js'
 import { DEFAULT_MAX_BODY_BYTES } from './body.js'
 import { LongPolls } from './longpoll.js'

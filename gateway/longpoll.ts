@@ -9,10 +9,8 @@
 // aborted. One pending poll per (group, clientId): a newer one supersedes the older, which is
 // answered 409 `superseded`. An aborted poll leaves the maps, the wheel and the hold at once.
 import type { Logger } from 'pino'
-import { RgError } from '../broker/errors.js'
-import type { Engine } from '../plugins/scheduler/engine.js'
-import type { ActiveRelease } from '../plugins/scheduler/release.js'
-import type { HeartbeatInput } from '../plugins/scheduler/types.js'
+import { RgError } from '../plugins/errors.js'
+import type { ActiveRelease, Engine, HeartbeatInput } from '../plugins/scheduler/index.js'
 import type { Exchange } from './respond.js'
 import { TimerWheel, type WheelEntry } from './wheel.js'
 
@@ -94,7 +92,7 @@ export class LongPolls {
     }
     const w: Waiter = { group, clientId, after, ex, attached: true, unhold: null, bucket: null }
     let m = this.byGroup.get(group)
-    if (m === undefined) this.byGroup.set(group, m = new Map())
+    if (m === undefined) this.byGroup.set(group, m = new Map<string, Waiter>())
     m.set(clientId, w)
     this.pending++
     this.wheel.add(w, Date.now() + waitS * 1000)

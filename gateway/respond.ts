@@ -5,7 +5,7 @@
 // - bodies go out with tryEnd and, under back-pressure, the rest on onWritable.
 import type { HttpResponse } from 'uWebSockets.js'
 import type { Logger } from 'pino'
-import { RgError, toRgError, type ErrorCode } from '../broker/errors.js'
+import { RgError, toRgError, type ErrorCode } from '../plugins/errors.js'
 
 const STATUS_LINES: Record<number, string> = {
   200: '200 OK',

@@ -4,7 +4,7 @@
 // method the same JSON error, and a route pattern label for metrics.
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import type { Logger } from 'pino'
-import { RgError } from '../broker/errors.js'
+import { RgError } from '../plugins/errors.js'
 import { Aborted, parseBody, readBody, terminalFields, type Fields } from './body.js'
 import { Exchange, type Headers, type Observe } from './respond.js'
 

@@ -1,6 +1,6 @@
 // Admin routes: whole (PUT) and partial (PATCH) group configuration, deletion, and ctl
 // operations (the same ops as MQTT `rg/{g}/ctl`, PROTOCOL section 4).
-import type { Engine } from '../plugins/scheduler/engine.js'
+import type { Engine } from '../plugins/scheduler/index.js'
 import type { RouteDef } from './router.js'
 
 export function adminRoutes (engine: Engine): RouteDef[] {

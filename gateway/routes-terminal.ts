@@ -1,8 +1,7 @@
 // Terminal routes (PROTOCOL section 5): heartbeat, ready, done, leave and the release long-poll.
 // Fields come from query parameters overlaid with a JSON or form body; the engine validates them.
-import { RgError } from '../broker/errors.js'
-import type { Engine } from '../plugins/scheduler/engine.js'
-import { checkClientId, checkGroupName, parseHeartbeat } from '../plugins/scheduler/validate.js'
+import { RgError } from '../plugins/errors.js'
+import { checkClientId, checkGroupName, type Engine, parseHeartbeat } from '../plugins/scheduler/index.js'
 import { queryNumber } from './body.js'
 import { DEFAULT_WAIT_S, MAX_WAIT_S, type LongPolls } from './longpoll.js'
 import type { Call, RouteDef } from './router.js'

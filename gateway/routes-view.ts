@@ -1,7 +1,7 @@
 // Viewer routes (group states, one group, its terminals, its round history) and the operational
 // ones (/healthz, /readyz, /metrics).
-import { RgError } from '../broker/errors.js'
-import type { Engine } from '../plugins/scheduler/engine.js'
+import { RgError } from '../plugins/errors.js'
+import type { Engine } from '../plugins/scheduler/index.js'
 import { queryNumber } from './body.js'
 import type { RouteDef } from './router.js'
 
@@ -55,7 +55,7 @@ export function opsRoutes (isReady: () => Promise<boolean>, metrics: Renderer | 
       path: '/readyz',
       who: 'anyone',
       handle: async () => {
-        let ok = false
+        let ok: boolean
         try {
           ok = await isReady()
         } catch (err) {

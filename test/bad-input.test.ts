@@ -4,7 +4,7 @@ import t from 'tap'
 import { connect, Inbox } from './helpers/broker.js'
 import { fleet } from './helpers/rounds.js'
 
-t.test('each bad message is answered with its code and changes nothing', async (t) => {
+void t.test('each bad message is answered with its code and changes nothing', async (t) => {
   const f = await fleet(t, { need: 2, resetMs: 50 }, { autoCreateGroups: false, maxMessageBytes: 4096 })
   const a = await f.term('a')
   const b = await f.term('b')
@@ -53,7 +53,7 @@ t.test('each bad message is answered with its code and changes nothing', async (
   t.equal((await f.broker.server.engine.listGroups()).length, 1, 'no group was created by a stranger')
 })
 
-t.test('ctl answers on ctl/result: ok, or the refusal with its code', async (t) => {
+void t.test('ctl answers on ctl/result: ok, or the refusal with its code', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50 })
   const bad = (await f.ctl({ op: 'explode' })).json
   t.equal(bad.ok, false)
@@ -71,7 +71,7 @@ t.test('ctl answers on ctl/result: ok, or the refusal with its code', async (t) 
   t.equal(s.need, 3)
 })
 
-t.test('forced release, abort and kick', async (t) => {
+void t.test('forced release, abort and kick', async (t) => {
   const f = await fleet(t, { need: 5, resetMs: 50 })
   const w = await f.watch()
   const [a, b] = [await f.term('a'), await f.term('b')]
@@ -91,7 +91,7 @@ t.test('forced release, abort and kick', async (t) => {
   t.equal(s.ready, 0)
 })
 
-t.test('an oversized packet outside the scheduler is cut off without harming others', async (t) => {
+void t.test('an oversized packet outside the scheduler is cut off without harming others', async (t) => {
   const f = await fleet(t, { need: 1 }, { maxPacketBytes: 4096 })
   const big = await connect(f.broker.url, 'big')
   const fine = await connect(f.broker.url, 'fine')

@@ -82,7 +82,7 @@ async function dataDir (t: Test): Promise<string> {
 }
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  t.test(`start: one "roundgate ready" line, MQTT served, ${signal} ends it with status 0`, async (t) => {
+  void t.test(`start: one "roundgate ready" line, MQTT served, ${signal} ends it with status 0`, async (t) => {
     const port = await freePort()
     const wsPort = await freePort()
     const p = run(t, ['start', '--mqtt-port', String(port), '--http-port', '0', '--ws-port', String(wsPort), '--data-dir', await dataDir(t)])
@@ -113,7 +113,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   })
 }
 
-t.test('a bad flag exits with status 2 and says why on stderr', async (t) => {
+void t.test('a bad flag exits with status 2 and says why on stderr', async (t) => {
   const p = run(t, ['start', '--mqtt-prot', '1884'])
   const { code } = await within(p.exited, 15000, 'exit')
   t.equal(code, 2)
@@ -129,7 +129,7 @@ t.test('a bad flag exits with status 2 and says why on stderr', async (t) => {
   t.match(cmd.stderr(), /frobnicate/)
 })
 
-t.test('a port already taken exits with status 2 and a message', async (t) => {
+void t.test('a port already taken exits with status 2 and a message', async (t) => {
   const holder = createServer()
   await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => await new Promise<void>((resolve) => holder.close(() => resolve())))
@@ -140,7 +140,7 @@ t.test('a port already taken exits with status 2 and a message', async (t) => {
   t.match(p.stderr(), /EADDRINUSE|listen/, p.stderr())
 })
 
-t.test('version prints package.json version; help exits 0', async (t) => {
+void t.test('version prints package.json version; help exits 0', async (t) => {
   const p = run(t, ['version'])
   const { code } = await within(p.exited, 15000, 'exit')
   t.equal(code, 0)
@@ -152,7 +152,7 @@ t.test('version prints package.json version; help exits 0', async (t) => {
   t.match(h.stdout(), /--no-auto-create-groups/)
 })
 
-t.test('ROUNDGATE_MQTT_PORT (and the other variables) configure the process', async (t) => {
+void t.test('ROUNDGATE_MQTT_PORT (and the other variables) configure the process', async (t) => {
   const port = await freePort()
   const p = run(t, ['start'], { ROUNDGATE_MQTT_PORT: String(port), ROUNDGATE_HTTP_PORT: '0', ROUNDGATE_WS_PORT: '0', ROUNDGATE_DATA_DIR: await dataDir(t) })
   const ready = await p.ready()
@@ -164,7 +164,7 @@ t.test('ROUNDGATE_MQTT_PORT (and the other variables) configure the process', as
   t.equal(await stop(p, 'exit'), 0)
 })
 
-t.test('a round survives a restart: rounds never go backwards, the state is retained with the kept round', async (t) => {
+void t.test('a round survives a restart: rounds never go backwards, the state is retained with the kept round', async (t) => {
   const dir = await dataDir(t)
   const port = await freePort()
   const args = ['start', '--mqtt-port', String(port), '--http-port', '0', '--ws-port', '0', '--data-dir', dir]
@@ -213,7 +213,7 @@ t.test('a round survives a restart: rounds never go backwards, the state is reta
   t.equal(await stop(second, 'second process exit'), 0)
 })
 
-t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGTERM still ends it with 0', async (t) => {
+void t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGTERM still ends it with 0', async (t) => {
   const port = await freePort()
   const httpPort = await freePort()
   const p = run(t, ['start', '--mqtt-port', String(port), '--http-port', String(httpPort), '--ws-port', '0', '--data-dir', await dataDir(t)])
@@ -227,7 +227,7 @@ t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGTERM s
   t.equal(await stop(p, 'exit'), 0)
 })
 
-t.test('a state file it cannot read stops the start with status 1 and one clear line on stderr', async (t) => {
+void t.test('a state file it cannot read stops the start with status 1 and one clear line on stderr', async (t) => {
   const dir = await dataDir(t)
   const port = await freePort()
   const args = ['start', '--mqtt-port', String(port), '--http-port', '0', '--ws-port', '0', '--data-dir', dir]

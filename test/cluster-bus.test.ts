@@ -1,8 +1,7 @@
 // The Redis bus: the publisher sees its own events at once (local), every other process gets them
 // over Redis pub/sub (not local), nobody gets them twice.
 import t from 'tap'
-import type { BusEvent } from '../plugins/scheduler/bus.js'
-import { RedisBus } from '../plugins/scheduler/redis-bus.js'
+import { type BusEvent, RedisBus } from '../plugins/scheduler/index.js'
 import { startRedis } from './helpers/redis-server.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -14,7 +13,7 @@ const release: BusEvent = {
   release: { group: 'g', round: 7, releasedAt: 1, deadline: 2, participants: ['a', 'b'], bosses: [], payload: { x: [] } }
 }
 
-t.test('local first and synchronously, remote once, own messages ignored', async (t) => {
+void t.test('local first and synchronously, remote once, own messages ignored', async (t) => {
   const buses = [new RedisBus({ url: server.url }), new RedisBus({ url: server.url }), new RedisBus({ url: server.url, prefix: 'other' })]
   const got: Array<Array<[BusEvent, boolean]>> = [[], [], []]
   buses.forEach((b, i) => b.subscribe((ev, local) => got[i].push([ev, local])))
@@ -34,7 +33,7 @@ t.test('local first and synchronously, remote once, own messages ignored', async
   t.strictSame(got[2], [], 'another prefix is another channel')
 })
 
-t.test('publish with Redis gone: local handlers still run, nothing throws', async (t) => {
+void t.test('publish with Redis gone: local handlers still run, nothing throws', async (t) => {
   const own = await startRedis()
   t.teardown(async () => await own.stop())
   const bus = new RedisBus({ url: own.url, onError: () => {} }) // connection errors are expected here

@@ -108,7 +108,7 @@ async function mqttTerminal (url: string, group: string, id: string): Promise<{ 
 
 const releasesOf = (inbox: Inbox, group: string): Received[] => inbox.on(`rg/${group}/release`).filter((m) => m.json !== null)
 
-t.test('3 processes: each round released once, to exactly its participants, over MQTT and HTTP', async (t) => {
+void t.test('3 processes: each round released once, to exactly its participants, over MQTT and HTTP', async (t) => {
   const { nodes } = await cluster(t, 3)
   const g = 'mix'
   t.equal((await http('PUT', `${nodes[0].base}/v1/groups/${g}`, { need: 6, minOnlineRatio: 1, resetMs: 200 })).status, 200)
@@ -166,7 +166,7 @@ t.test('3 processes: each round released once, to exactly its participants, over
   }
 })
 
-t.test('ready storm on 3 processes at once: one release, never more than need', async (t) => {
+void t.test('ready storm on 3 processes at once: one release, never more than need', async (t) => {
   const { nodes } = await cluster(t, 3)
   const g = 'storm'
   await http('PUT', `${nodes[1].base}/v1/groups/${g}`, { need: 20, minOnlineRatio: 1 })
@@ -195,7 +195,7 @@ t.test('ready storm on 3 processes at once: one release, never more than need', 
   t.equal(ids.size, 1, 'all the same frozen set')
 })
 
-t.test('kill -9 one process mid-round: terminals move, the round completes, nothing acknowledged is lost', async (t) => {
+void t.test('kill -9 one process mid-round: terminals move, the round completes, nothing acknowledged is lost', async (t) => {
   const { nodes } = await cluster(t, 3)
   const g = 'kill'
   await http('PUT', `${nodes[0].base}/v1/groups/${g}`, { need: 4, minOnlineRatio: 1, resetMs: 100 })
@@ -242,7 +242,7 @@ t.test('kill -9 one process mid-round: terminals move, the round completes, noth
   t.equal(nodes[1].proc.exitCode, null)
 })
 
-t.test('redis-server stopped and restarted mid-round: unavailable, then the state Redis kept', async (t) => {
+void t.test('redis-server stopped and restarted mid-round: unavailable, then the state Redis kept', async (t) => {
   const { redis, nodes } = await cluster(t, 2, true)
   const g = 'outage'
   await http('PUT', `${nodes[0].base}/v1/groups/${g}`, { need: 2, minOnlineRatio: 1, resetMs: 100 })
@@ -298,7 +298,7 @@ t.test('redis-server stopped and restarted mid-round: unavailable, then the stat
   t.strictSame(nodes.map((n) => n.proc.exitCode), [null, null], 'both processes lived through it')
 })
 
-t.test('timers (exec timeout, reset, eviction) fire once cluster-wide', async (t) => {
+void t.test('timers (exec timeout, reset, eviction) fire once cluster-wide', async (t) => {
   const { nodes } = await cluster(t, 3)
   const g = 'timers'
   await http('PUT', `${nodes[0].base}/v1/groups/${g}`, { need: 2, minOnlineRatio: 1, execTimeoutMs: 600, resetMs: 300, offlineAfterMs: 1500 })

@@ -31,7 +31,7 @@ function refusal (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}): string 
   return ''
 }
 
-t.test('defaults: PROTOCOL section 8 (127.0.0.1, 1883, 8080, 8083, TLS off, groups created on use)', async (t) => {
+void t.test('defaults: PROTOCOL section 8 (127.0.0.1, 1883, 8080, 8083, TLS off, groups created on use)', async (t) => {
   const s = loadSettings([], {})
   t.strictSame(s, DEFAULT_SETTINGS)
   t.equal(s.host, '127.0.0.1')
@@ -46,7 +46,7 @@ t.test('defaults: PROTOCOL section 8 (127.0.0.1, 1883, 8080, 8083, TLS off, grou
   t.equal(loadSettings([], { UNRELATED: 'x', ROUNDGATEX: '1' }).mqttPort, 1883, 'unrelated variables are ignored')
 })
 
-t.test('precedence: file < environment < flags, setting by setting', async (t) => {
+void t.test('precedence: file < environment < flags, setting by setting', async (t) => {
   const cfg = await file({ mqttPort: 1001, httpPort: 1002, wsPort: 1003, host: '127.0.0.2', groups: { g: { need: 3 } } })
   const fileOnly = loadSettings(['--config', cfg], {})
   t.equal(fileOnly.mqttPort, 1001)
@@ -72,7 +72,7 @@ t.test('precedence: file < environment < flags, setting by setting', async (t) =
   t.equal(loadSettings(['--mqtt-port', '0'], {}).mqttPort, 0, '0 turns a listener off')
 })
 
-t.test('every flag also as ROUNDGATE_<FLAG>, with the same effect', async (t) => {
+void t.test('every flag also as ROUNDGATE_<FLAG>, with the same effect', async (t) => {
   const cfg = await file({ topicPrefix: 'fromfile' })
   const cases: Array<[flag: string, value: string, key: keyof Settings, expected: unknown]> = [
     ['host', '127.0.0.9', 'host', '127.0.0.9'],
@@ -107,7 +107,7 @@ t.test('every flag also as ROUNDGATE_<FLAG>, with the same effect', async (t) =>
   for (const v of ['1', 'true', 'yes', 'on']) t.equal(loadSettings([], { ROUNDGATE_AUTO_CREATE_GROUPS: v }).autoCreateGroups, true, v)
 })
 
-t.test('--no-auto-create-groups / --auto-create-groups', async (t) => {
+void t.test('--no-auto-create-groups / --auto-create-groups', async (t) => {
   t.equal(loadSettings(['--no-auto-create-groups'], {}).autoCreateGroups, false)
   t.equal(loadSettings(['--auto-create-groups'], {}).autoCreateGroups, true)
   t.equal(loadSettings(['--no-auto-create-groups'], { ROUNDGATE_AUTO_CREATE_GROUPS: 'true' }).autoCreateGroups, false, 'the flag beats the environment')
@@ -123,7 +123,7 @@ t.test('--no-auto-create-groups / --auto-create-groups', async (t) => {
   t.throws(() => loadSettings(['--no-host'], {}), ConfigError, 'only boolean flags have a --no- form')
 })
 
-t.test('bad values: a ConfigError naming the setting and its source', async (t) => {
+void t.test('bad values: a ConfigError naming the setting and its source', async (t) => {
   let m = refusal(t, ['--mqtt-port', '70000'])
   t.match(m, /--mqtt-port/, `bad port names the flag: ${m}`)
   t.match(m, /command line/, 'and the source')
@@ -199,7 +199,7 @@ t.test('bad values: a ConfigError naming the setting and its source', async (t) 
   t.match(m, /groups\.g/, `groups must hold objects: ${m}`)
 })
 
-t.test('group configurations in the file are refused when the file is read, naming file, group and key', async (t) => {
+void t.test('group configurations in the file are refused when the file is read, naming file, group and key', async (t) => {
   for (const [content, words] of [
     [{ groups: { g: { need: -1 } } }, ['groups.g', 'need']],
     [{ groups: { g: { selection: 'random' } } }, ['groups.g', 'selection']],
@@ -215,7 +215,7 @@ t.test('group configurations in the file are refused when the file is read, nami
   t.strictSame(loadSettings(['--config', good], {}).groups, { g: { need: 3, selection: 'fair', payload: { job: 1 } }, 'h.1': {} })
 })
 
-t.test('group configurations in the file are validated at start', async (t) => {
+void t.test('group configurations in the file are validated at start', async (t) => {
   const base: Settings = { ...DEFAULT_SETTINGS, dataDir: null, httpPort: 0, wsPort: 0, logLevel: 'silent', mqttPort: await freePort() }
   const log = pino({ level: 'silent' })
   for (const [groups, word] of [
@@ -234,7 +234,7 @@ t.test('group configurations in the file are validated at start', async (t) => {
   t.equal(ok.ports.mqtt, base.mqttPort, 'a valid group configuration starts')
 })
 
-t.test('invalid groupDefaults handed to startServer are a ConfigError too', async (t) => {
+void t.test('invalid groupDefaults handed to startServer are a ConfigError too', async (t) => {
   const base: Settings = { ...DEFAULT_SETTINGS, dataDir: null, httpPort: 0, wsPort: 0, logLevel: 'silent', mqttPort: await freePort() }
   const err = await startServer({ ...base, groupDefaults: { need: -1 } }, pino({ level: 'silent' })).then(async (s) => { await s.close(); return null }, (e: unknown) => e)
   t.type(err, ConfigError)

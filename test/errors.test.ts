@@ -2,7 +2,7 @@
 import t from 'tap'
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { ERROR_CODES, RgError, toRgError } from '../broker/errors.js'
+import { ERROR_CODES, RgError, toRgError } from '../plugins/errors.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -14,7 +14,7 @@ function readmeTable (): Map<string, number> {
   return rows
 }
 
-t.test('README lists exactly the catalogue, with the same HTTP statuses', async (t) => {
+void t.test('README lists exactly the catalogue, with the same HTTP statuses', async (t) => {
   const rows = readmeTable()
   t.same([...rows.keys()].sort(), Object.keys(ERROR_CODES).sort())
   for (const [code, def] of Object.entries(ERROR_CODES)) t.equal(rows.get(code), def.status, code)
@@ -23,7 +23,7 @@ t.test('README lists exactly the catalogue, with the same HTTP statuses', async 
 const protocolPath = `${root}../shared/PROTOCOL.md`
 const protocol = existsSync(protocolPath) ? readFileSync(protocolPath, 'utf8') : null
 
-t.test('every code of PROTOCOL section 4 is in the catalogue', { skip: protocol === null ? 'shared/PROTOCOL.md is not beside this checkout' : false }, async (t) => {
+void t.test('every code of PROTOCOL section 4 is in the catalogue', { skip: protocol === null ? 'shared/PROTOCOL.md is not beside this checkout' : false }, async (t) => {
   const text = protocol ?? ''
   const line = text.slice(text.indexOf('Error codes (MQTT and HTTP alike)'))
   const codes = [...line.slice(0, line.indexOf('\n\n')).matchAll(/`([a-z_]+)`/g)].map((m) => m[1])
@@ -31,7 +31,7 @@ t.test('every code of PROTOCOL section 4 is in the catalogue', { skip: protocol 
   for (const c of codes) t.ok(c in ERROR_CODES, c)
 })
 
-t.test('RgError carries code, status and a JSON form; foreign errors become unavailable', async (t) => {
+void t.test('RgError carries code, status and a JSON form; foreign errors become unavailable', async (t) => {
   const e = new RgError('stale_round', 'round 3 is over')
   t.equal(e.status, 409)
   t.same(e.toJSON(), { code: 'stale_round', message: 'round 3 is over' })

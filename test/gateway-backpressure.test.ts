@@ -9,7 +9,7 @@ import { Exchange } from '../gateway/respond.js'
 import { startTestGateway, until } from './helpers/http.js'
 import { sleep } from './helpers/wait.js'
 
-t.test('an 8 MB answer reaches a client that stops reading for a while, whole', async (t) => {
+void t.test('an 8 MB answer reaches a client that stops reading for a while, whole', async (t) => {
   const g = await startTestGateway()
   t.teardown(g.close)
   const e = g.engine
@@ -84,7 +84,7 @@ function slowRes (budget: number): { res: HttpResponse, body: () => Buffer, drai
   }
 }
 
-t.test('string and parts bodies resume from the right offset', async (t) => {
+void t.test('string and parts bodies resume from the right offset', async (t) => {
   const log = pino({ level: 'silent' })
   const text = JSON.stringify({ s: 'é'.repeat(500), n: Array.from({ length: 300 }, (_, i) => i) })
   const a = slowRes(97)

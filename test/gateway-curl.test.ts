@@ -28,7 +28,7 @@ while [ "$n" -lt "$ROUNDS" ] && [ "$polls" -lt 20 ]; do
 done
 `
 
-t.test('a bash + curl terminal and a fetch terminal share two full rounds', async (t) => {
+void t.test('a bash + curl terminal and a fetch terminal share two full rounds', async (t) => {
   const g = await startTestGateway()
   t.teardown(g.close)
   const put = await run('curl', ['-fsS', '-X', 'PUT', '-H', 'content-type: application/json',

@@ -15,7 +15,7 @@ function poll (g: TestGateway, group: string, clientId: string, q = '', init: Re
   return get(g.base, `/v1/groups/${group}/release?clientId=${clientId}${q}`, init)
 }
 
-t.test('a participant of the executing round gets the release at once', async (t) => {
+void t.test('a participant of the executing round gets the release at once', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/g', { need: 1, payload: { job: 42 } })
   await post(g.base, '/v1/groups/g/ready', { clientId: 'a' })
@@ -35,7 +35,7 @@ t.test('a participant of the executing round gets the release at once', async (t
   t.equal(stale.text, '')
 })
 
-t.test('a pending poll is woken by the release, and only participants are', async (t) => {
+void t.test('a pending poll is woken by the release, and only participants are', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/g', { need: 1, minOnlineRatio: 0 })
   const pa = poll(g, 'g', 'a', '&wait=10')
@@ -52,7 +52,7 @@ t.test('a pending poll is woken by the release, and only participants are', asyn
   t.equal(g.gateway.waiters(), 0)
 })
 
-t.test('204 with X-Round after wait seconds; wait=0 answers at once', async (t) => {
+void t.test('204 with X-Round after wait seconds; wait=0 answers at once', async (t) => {
   const g = await gw(t)
   await post(g.base, '/v1/groups/w/heartbeat', { clientId: 'a' })
   const t0 = Date.now()
@@ -69,7 +69,7 @@ t.test('204 with X-Round after wait seconds; wait=0 answers at once', async (t) 
   t.equal(g.gateway.waiters(), 0)
 })
 
-t.test('after: a terminal that finished round r polls with after=r and gets round r+1', async (t) => {
+void t.test('after: a terminal that finished round r polls with after=r and gets round r+1', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/g', { need: 1, resetMs: 50 })
   await post(g.base, '/v1/groups/g/ready', { clientId: 'a' })
@@ -86,7 +86,7 @@ t.test('after: a terminal that finished round r polls with after=r and gets roun
   t.equal((await poll(g, 'g', 'a', '&after=2&wait=0.05')).headers.get('x-round'), '2')
 })
 
-t.test('a newer poll from the same clientId supersedes the older (409 superseded)', async (t) => {
+void t.test('a newer poll from the same clientId supersedes the older (409 superseded)', async (t) => {
   const g = await gw(t)
   await post(g.base, '/v1/groups/s/heartbeat', { clientId: 'a' })
   const first = poll(g, 's', 'a', '&wait=10')
@@ -103,7 +103,7 @@ t.test('a newer poll from the same clientId supersedes the older (409 superseded
   t.equal((await second).json.round, 1, 'the newer one gets the release')
 })
 
-t.test('a client that disconnects mid-wait leaves nothing behind', async (t) => {
+void t.test('a client that disconnects mid-wait leaves nothing behind', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/x', { need: 500, offlineAfterMs: 300 })
   const ctrls: AbortController[] = []
@@ -128,7 +128,7 @@ t.test('a client that disconnects mid-wait leaves nothing behind', async (t) => 
   t.equal((await get(g.base, '/v1/groups/x')).json.state.online, 0, 'no hold left keeps anyone online')
 })
 
-t.test('a pending poll holds its terminal online; it goes offline after the poll ends', async (t) => {
+void t.test('a pending poll holds its terminal online; it goes offline after the poll ends', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/h', { need: 5, offlineAfterMs: 300 })
   const p = poll(g, 'h', 'a', '&wait=1')
@@ -141,7 +141,7 @@ t.test('a pending poll holds its terminal online; it goes offline after the poll
   t.equal(after.online, 0, 'silent after the poll: offline')
 })
 
-t.test('kick ends the poll; deleting the group ends its polls', async (t) => {
+void t.test('kick ends the poll; deleting the group ends its polls', async (t) => {
   const g = await gw(t)
   await post(g.base, '/v1/groups/k/heartbeat', { clientId: 'a' })
   const pa = poll(g, 'k', 'a', '&wait=10')
@@ -157,7 +157,7 @@ t.test('kick ends the poll; deleting the group ends its polls', async (t) => {
   t.equal(g.gateway.waiters(), 0)
 })
 
-t.test('bad polls are 400; unknown groups 404; nothing stays pending', async (t) => {
+void t.test('bad polls are 400; unknown groups 404; nothing stays pending', async (t) => {
   const g = await gw(t, { autoCreateGroups: false, groups: { g: {} } })
   const cases: Array<[string, RegExp]> = [
     ['&wait=121', /wait/],
@@ -184,7 +184,7 @@ t.test('bad polls are 400; unknown groups 404; nothing stays pending', async (t)
   t.equal((await max).status, 503)
 })
 
-t.test('closing the gateway answers pending polls 503', async (t) => {
+void t.test('closing the gateway answers pending polls 503', async (t) => {
   const g = await startTestGateway()
   await post(g.base, '/v1/groups/c/heartbeat', { clientId: 'a' })
   const p = poll(g, 'c', 'a', '&wait=30')
@@ -195,7 +195,7 @@ t.test('closing the gateway answers pending polls 503', async (t) => {
   t.equal(g.gateway.waiters(), 0)
 })
 
-t.test('many waiters are all woken by one release, each with its own shard', async (t) => {
+void t.test('many waiters are all woken by one release, each with its own shard', async (t) => {
   const g = await gw(t)
   const n = 300
   await call(g.base, 'PUT', '/v1/groups/m', { need: n, minOnlineRatio: 1 })
@@ -209,7 +209,7 @@ t.test('many waiters are all woken by one release, each with its own shard', asy
   t.equal(g.gateway.waiters(), 0)
 })
 
-t.test('a poll may name the terminal role, like a heartbeat; a bad role is 400 before it parks', async (t) => {
+void t.test('a poll may name the terminal role, like a heartbeat; a bad role is 400 before it parks', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/g', { need: 1, bossNeed: 1 })
   const pending = poll(g, 'g', 'chief', '&role=boss&wait=5')

@@ -1,7 +1,7 @@
 // PROTOCOL section 5 over real HTTP to the real uWS listener: every route, every error.
 import { request as httpRequest } from 'node:http'
 import t, { type Test } from 'tap'
-import { RgError } from '../broker/errors.js'
+import { RgError } from '../plugins/errors.js'
 import type { AuthRequest } from '../gateway/index.js'
 import { call, get, post, startTestGateway, type TestGateway } from './helpers/http.js'
 
@@ -26,7 +26,7 @@ async function raw (base: string, method: string, path: string, headers: Record<
   })
 }
 
-t.test('healthz and readyz', async (t) => {
+void t.test('healthz and readyz', async (t) => {
   let ready = true
   let fail = false
   const g = await gw(t, { isReady: async () => { if (fail) throw new Error('store down'); return ready } })
@@ -43,12 +43,12 @@ t.test('healthz and readyz', async (t) => {
   t.equal((await get(g.base, '/healthz')).status, 200, 'alive even when not ready')
 })
 
-t.test('readyz defaults to the store ping', async (t) => {
+void t.test('readyz defaults to the store ping', async (t) => {
   const g = await gw(t)
   t.equal((await get(g.base, '/readyz')).status, 200)
 })
 
-t.test('heartbeat from JSON, form body and query parameters', async (t) => {
+void t.test('heartbeat from JSON, form body and query parameters', async (t) => {
   const g = await gw(t)
   const a = await post(g.base, '/v1/groups/hb/heartbeat', { clientId: 'json', role: 'small', load: 0.5, meta: { v: 1 } })
   t.equal(a.status, 200)
@@ -77,7 +77,7 @@ t.test('heartbeat from JSON, form body and query parameters', async (t) => {
   t.equal(by.json.participating, false)
 })
 
-t.test('terminal input errors are 400 bad_request and change nothing', async (t) => {
+void t.test('terminal input errors are 400 bad_request and change nothing', async (t) => {
   const g = await gw(t)
   const cases: Array<[string, unknown, RegExp]> = [
     ['missing clientId', { role: 'small' }, /clientId is required/],
@@ -104,7 +104,7 @@ t.test('terminal input errors are 400 bad_request and change nothing', async (t)
   t.equal(e.status, 404, 'nothing refused went in: not even the auto-created group')
 })
 
-t.test('ready, done (duplicate, stale_round, not_participant) and leave', async (t) => {
+void t.test('ready, done (duplicate, stale_round, not_participant) and leave', async (t) => {
   const g = await gw(t)
   t.equal((await call(g.base, 'PUT', '/v1/groups/r', { need: 1, resetMs: 0 })).status, 200)
   await post(g.base, '/v1/groups/r/heartbeat', { clientId: 'other' })
@@ -129,7 +129,7 @@ t.test('ready, done (duplicate, stale_round, not_participant) and leave', async 
   t.match(text.json.error.message, /x-www-form-urlencoded/)
 })
 
-t.test('done twice in one round answers duplicate', async (t) => {
+void t.test('done twice in one round answers duplicate', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/d', { need: 2, resetMs: 0 })
   await post(g.base, '/v1/groups/d/ready', { clientId: 'a' })
@@ -143,7 +143,7 @@ t.test('done twice in one round answers duplicate', async (t) => {
   t.equal((await get(g.base, '/v1/groups/d/rounds')).json[0].outcome, 'aborted')
 })
 
-t.test('unknown groups are 404 unknown_group when groups are not auto-created', async (t) => {
+void t.test('unknown groups are 404 unknown_group when groups are not auto-created', async (t) => {
   const g = await gw(t, { autoCreateGroups: false, groups: { known: { need: 1 } } })
   for (const [method, path, body] of [
     ['POST', '/v1/groups/nope/heartbeat', { clientId: 'x' }],
@@ -165,7 +165,7 @@ t.test('unknown groups are 404 unknown_group when groups are not auto-created', 
   t.equal((await post(g.base, '/v1/groups/known/heartbeat', { clientId: 'x' })).status, 200)
 })
 
-t.test('viewer routes: groups, one group, terminals, rounds with limit and before', async (t) => {
+void t.test('viewer routes: groups, one group, terminals, rounds with limit and before', async (t) => {
   const g = await gw(t)
   await call(g.base, 'PUT', '/v1/groups/v', { need: 1, resetMs: 0, payload: { job: 'j' } })
   await post(g.base, '/v1/groups/w/heartbeat', { clientId: 'x' })
@@ -195,7 +195,7 @@ t.test('viewer routes: groups, one group, terminals, rounds with limit and befor
   }
 })
 
-t.test('admin routes: PUT, PATCH, DELETE and ctl', async (t) => {
+void t.test('admin routes: PUT, PATCH, DELETE and ctl', async (t) => {
   const g = await gw(t)
   const put = await call(g.base, 'PUT', '/v1/groups/adm', { need: 3, payload: { a: 1 } })
   t.equal(put.status, 200)
@@ -234,7 +234,7 @@ t.test('admin routes: PUT, PATCH, DELETE and ctl', async (t) => {
   t.equal((await call(g.base, 'DELETE', '/v1/groups/adm')).status, 404)
 })
 
-t.test('unknown routes, wrong methods, trailing slash', async (t) => {
+void t.test('unknown routes, wrong methods, trailing slash', async (t) => {
   const g = await gw(t)
   for (const path of ['/', '/v2/groups', '/v1/groups/g/nope', '/v1/groups/g/ready/extra', '/v1']) {
     const a = await get(g.base, path)
@@ -250,7 +250,7 @@ t.test('unknown routes, wrong methods, trailing slash', async (t) => {
   t.equal((await get(g.base, '/v1/groups/')).status, 200, 'one trailing slash is the same route')
 })
 
-t.test('body cap: declared and streamed bodies over the cap are 413 payload_too_large', async (t) => {
+void t.test('body cap: declared and streamed bodies over the cap are 413 payload_too_large', async (t) => {
   const g = await gw(t, { maxBodyBytes: 1024 })
   const declared = await call(g.base, 'POST', '/v1/groups/g/ready', JSON.stringify({ clientId: 'x', pad: 'x'.repeat(2000) }), { 'content-type': 'application/json' })
   t.same([declared.status, declared.json.error.code], [413, 'payload_too_large'])
@@ -263,7 +263,7 @@ t.test('body cap: declared and streamed bodies over the cap are 413 payload_too_
   t.equal((await get(g.base, '/healthz')).status, 200, 'the server is fine afterwards')
 })
 
-t.test('the authorization hook sees who, route, group and clientId, and can refuse', async (t) => {
+void t.test('the authorization hook sees who, route, group and clientId, and can refuse', async (t) => {
   const seen: AuthRequest[] = []
   const g = await gw(t, {
     authorize: async (req) => {

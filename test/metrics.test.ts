@@ -4,8 +4,7 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { createMetrics } from '../plugins/metrics/index.js'
-import { Engine } from '../plugins/scheduler/engine.js'
-import { MemoryStore } from '../plugins/scheduler/memory-store.js'
+import { Engine, MemoryStore } from '../plugins/scheduler/index.js'
 import { call, get, post, startTestGateway, until } from './helpers/http.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
@@ -49,7 +48,7 @@ function find (samples: Sample[], name: string, labels: Record<string, string> =
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
 }
 
-t.test('the parser itself refuses what is not Prometheus text', async (t) => {
+void t.test('the parser itself refuses what is not Prometheus text', async (t) => {
   t.throws(() => parseProm('# TYPE a gauge\na 1 2 3\n'))
   t.throws(() => parseProm('# TYPE a gauge\na{b=1} 1\n'))
   t.throws(() => parseProm('# TYPE a gauge\na one\n'))
@@ -58,7 +57,7 @@ t.test('the parser itself refuses what is not Prometheus text', async (t) => {
   t.same(parseProm('# HELP a x\n# TYPE a gauge\na{b="c",d="e\\"f"} +Inf\n').samples[0], { name: 'a', labels: { b: 'c', d: 'e\\"f' }, value: Infinity })
 })
 
-t.test('/metrics parses and carries every roundgate series', async (t) => {
+void t.test('/metrics parses and carries every roundgate series', async (t) => {
   const g = await startTestGateway()
   t.teardown(g.close)
   await call(g.base, 'PUT', '/v1/groups/m', { need: 1, resetMs: 0 })
@@ -109,7 +108,7 @@ t.test('/metrics parses and carries every roundgate series', async (t) => {
   t.equal(find(after, 'roundgate_group_round', { group: 'm' }), undefined, 'a deleted group leaves the gauges')
 })
 
-t.test('createMetrics: connected MQTT clients from the broker, refusals from any door', async (t) => {
+void t.test('createMetrics: connected MQTT clients from the broker, refusals from any door', async (t) => {
   const engine = new Engine({ store: new MemoryStore(), logger: pino({ level: 'silent' }), autoCreateGroups: true })
   await engine.start()
   t.teardown(async () => await engine.stop())

@@ -8,7 +8,7 @@ import { waitFor } from './helpers/wait.js'
 
 const N = 50
 
-t.test(`${N} MQTT + ${N} HTTP terminals share one round`, async (t) => {
+void t.test(`${N} MQTT + ${N} HTTP terminals share one round`, async (t) => {
   const b = await startBroker({ httpPort: await freePort() })
   t.teardown(b.close)
   const base = `http://127.0.0.1:${b.server.ports.http}`

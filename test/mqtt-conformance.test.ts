@@ -6,7 +6,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 import { once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { chainPreConnect } from '../broker/hooks.js'
+import { chainPreConnect } from '../plugins/hooks.js'
 import { connect, Inbox, startBroker, waitFor, within, type TestBroker } from './helpers/broker.js'
 
 async function broker (t: Test, overrides: Parameters<typeof startBroker>[0] = {}): Promise<TestBroker> {
@@ -100,7 +100,7 @@ const EMPTY_ID_PERSISTENT_CONNECT = Buffer.from([
   0x00, 0x00 // ClientId: zero bytes
 ])
 
-t.test('QoS 0, 1 and 2 publish/subscribe end to end, each delivered once at the granted QoS', async (t) => {
+void t.test('QoS 0, 1 and 2 publish/subscribe end to end, each delivered once at the granted QoS', async (t) => {
   const b = await broker(t)
   const sub = await client(t, b, 'q-sub')
   const pub = await client(t, b, 'q-pub')
@@ -127,7 +127,7 @@ t.test('QoS 0, 1 and 2 publish/subscribe end to end, each delivered once at the 
   t.equal(d.qos, 0)
 })
 
-t.test('retained messages: set, delivered on subscribe with the retain flag, cleared by an empty payload', async (t) => {
+void t.test('retained messages: set, delivered on subscribe with the retain flag, cleared by an empty payload', async (t) => {
   const b = await broker(t)
   const pub = await client(t, b, 'r-pub')
   const live = await client(t, b, 'r-live')
@@ -165,7 +165,7 @@ t.test('retained messages: set, delivered on subscribe with the retain flag, cle
   t.equal(afterInbox.messages.filter((m) => m.retain).length, 0, 'no retained message at all')
 })
 
-t.test('will: published on an abrupt disconnect, not on a clean DISCONNECT', async (t) => {
+void t.test('will: published on an abrupt disconnect, not on a clean DISCONNECT', async (t) => {
   const b = await broker(t)
   const watcher = await client(t, b, 'w-watch')
   const inbox = new Inbox(watcher)
@@ -186,7 +186,7 @@ t.test('will: published on an abrupt disconnect, not on a clean DISCONNECT', asy
   t.equal(inbox.on('wills/clean').length, 0, 'no will after a clean DISCONNECT')
 })
 
-t.test('wildcards: + one level, # the rest including the parent, neither at the first level matches $SYS', async (t) => {
+void t.test('wildcards: + one level, # the rest including the parent, neither at the first level matches $SYS', async (t) => {
   const b = await broker(t)
   const plus = await client(t, b, 'wc-plus')
   const hash = await client(t, b, 'wc-hash')
@@ -223,7 +223,7 @@ t.test('wildcards: + one level, # the rest including the parent, neither at the 
   t.strictSame(topics(inboxes.firstPlus).filter((x) => x.startsWith('$')), [], '+ does not match $SYS topics [MQTT-4.7.2-1]')
 })
 
-t.test('persistent session: subscriptions survive, QoS 1 messages queued while offline, sessionPresent', async (t) => {
+void t.test('persistent session: subscriptions survive, QoS 1 messages queued while offline, sessionPresent', async (t) => {
   const b = await broker(t)
   const first = await clientWithInbox(t, b, 'p-1', { clean: false })
   t.equal(first.connack.sessionPresent, false, 'no session yet')
@@ -255,7 +255,7 @@ t.test('persistent session: subscriptions survive, QoS 1 messages queued while o
   t.equal(afterClean.connack.sessionPresent, false, 'a clean connection ended the old session')
 })
 
-t.test('empty clientId with CleanSession=0 gets CONNACK 0x02 and is closed [MQTT-3.1.3-8]', async (t) => {
+void t.test('empty clientId with CleanSession=0 gets CONNACK 0x02 and is closed [MQTT-3.1.3-8]', async (t) => {
   const b = await broker(t)
   const raw = await rawClient(t, b.server.ports.mqtt)
   raw.write(EMPTY_ID_PERSISTENT_CONNECT)
@@ -267,7 +267,7 @@ t.test('empty clientId with CleanSession=0 gets CONNACK 0x02 and is closed [MQTT
   t.equal(raw.packets.length, 1, 'nothing but the CONNACK')
 })
 
-t.test('empty clientId with CleanSession=1 is accepted with an id the broker assigns', async (t) => {
+void t.test('empty clientId with CleanSession=1 is accepted with an id the broker assigns', async (t) => {
   const b = await broker(t)
   const raw = await rawClient(t, b.server.ports.mqtt)
   raw.write(connectPacket('', true))
@@ -285,7 +285,7 @@ t.test('empty clientId with CleanSession=1 is accepted with an id the broker ass
   t.same((await c.subscribeAsync('probe/served', { qos: 1 })).map((g) => g.qos), [1], 'served: a SUBSCRIBE is answered')
 })
 
-t.test('refused subscriptions answer SUBACK 0x80, the others in the same SUBSCRIBE are granted', async (t) => {
+void t.test('refused subscriptions answer SUBACK 0x80, the others in the same SUBSCRIBE are granted', async (t) => {
   const b = await broker(t)
   const c = await client(t, b, 's-1')
   const inbox = new Inbox(c)
@@ -313,7 +313,7 @@ t.test('refused subscriptions answer SUBACK 0x80, the others in the same SUBSCRI
   t.pass('still connected after the refusal')
 })
 
-t.test('a packet larger than maxPacketBytes closes that connection; the broker serves the others', async (t) => {
+void t.test('a packet larger than maxPacketBytes closes that connection; the broker serves the others', async (t) => {
   const b = await broker(t, { maxPacketBytes: 2048 })
   const watcher = await client(t, b, 'big-watch')
   const inbox = new Inbox(watcher)
@@ -346,7 +346,7 @@ t.test('a packet larger than maxPacketBytes closes that connection; the broker s
   t.same((await fresh.subscribeAsync('probe/served', { qos: 1 })).map((g) => g.qos), [1], 'new connections are accepted and served')
 })
 
-t.test('the guards compose with callback-style hooks installed around them', async (t) => {
+void t.test('the guards compose with callback-style hooks installed around them', async (t) => {
   const b = await broker(t)
   const aedes = b.server.broker
   // A plugin written the aedes way, answering `cb(undefined, true)`, wrapped in turn by a chained one.

@@ -4,7 +4,7 @@ import t from 'tap'
 import { Inbox, connect, send, sleep, waitFor } from './helpers/broker.js'
 import { fleet, silent } from './helpers/rounds.js'
 
-t.test('a participant subscribing late gets its release at once, retained; others never', async (t) => {
+void t.test('a participant subscribing late gets its release at once, retained; others never', async (t) => {
   const f = await fleet(t, { need: 2, minOnlineRatio: 0, resetMs: 50 })
   const a = await connect(f.broker.url, 'a')
   const b = await connect(f.broker.url, 'b')
@@ -47,7 +47,7 @@ t.test('a participant subscribing late gets its release at once, retained; other
   t.ok(await silent(ia2, 'rg/g/release', 200), 'the retained release is cleared after the round')
 })
 
-t.test('a participant subscribed through rg/# receives the live release', async (t) => {
+void t.test('a participant subscribed through rg/# receives the live release', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50 })
   const a = await connect(f.broker.url, 'a')
   t.teardown(async () => await a.endAsync(true))
@@ -59,7 +59,7 @@ t.test('a participant subscribed through rg/# receives the live release', async 
   t.equal(rel.json.role, 'small')
 })
 
-t.test('a participant back on its persistent session gets the release of its round', async (t) => {
+void t.test('a participant back on its persistent session gets the release of its round', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50 })
   const p1 = await connect(f.broker.url, 'p', { clean: false })
   await p1.subscribeAsync('rg/g/release', { qos: 1 })
@@ -75,7 +75,7 @@ t.test('a participant back on its persistent session gets the release of its rou
   t.equal(rel.json.round, 1, 'delivered on reconnect without subscribing again')
 })
 
-t.test('nobody but the broker publishes on release, state, rounds, error or ctl/result', async (t) => {
+void t.test('nobody but the broker publishes on release, state, rounds, error or ctl/result', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50 })
   const watcher = await connect(f.broker.url, 'watcher')
   const evil = await connect(f.broker.url, 'evil')

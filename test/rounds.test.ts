@@ -4,7 +4,7 @@ import t from 'tap'
 import { connect, terminal, waitFor } from './helpers/broker.js'
 import { fleet, readyAll, silent } from './helpers/rounds.js'
 
-t.test('release waits for need × minOnlineRatio online smalls, then uses effNeed', async (t) => {
+void t.test('release waits for need × minOnlineRatio online smalls, then uses effNeed', async (t) => {
   const f = await fleet(t, { need: 4, minOnlineRatio: 0.5, resetMs: 50 })
   const a = await f.term('a')
   await a.ready()
@@ -20,7 +20,7 @@ t.test('release waits for need × minOnlineRatio online smalls, then uses effNee
   t.equal(rel.shard.count, 2)
 })
 
-t.test('exactly need participants; those not chosen stay ready for the next round', async (t) => {
+void t.test('exactly need participants; those not chosen stay ready for the next round', async (t) => {
   const f = await fleet(t, { need: 2, resetMs: 20 })
   const [a, b, c] = [await f.term('a'), await f.term('b'), await f.term('c')]
   await c.hb(); await b.hb() // all online first, so the release waits for two ready
@@ -40,7 +40,7 @@ t.test('exactly need participants; those not chosen stay ready for the next roun
   t.same(r2.participants, ['c', 'a'], 'c, still ready from before, goes first')
 })
 
-t.test('a terminal ready after the freeze is never part of that round', async (t) => {
+void t.test('a terminal ready after the freeze is never part of that round', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50, execTimeoutMs: 60000 })
   const a = await f.term('a')
   const late = await f.term('late')
@@ -56,7 +56,7 @@ t.test('a terminal ready after the freeze is never part of that round', async (t
   t.equal(r.round, 2, 'late takes part in the next round')
 })
 
-t.test('bossNeed: bosses are needed and get role boss with their own shard', async (t) => {
+void t.test('bossNeed: bosses are needed and get role boss with their own shard', async (t) => {
   const f = await fleet(t, { need: 2, bossNeed: 1, resetMs: 50 })
   const [s1, s2, boss] = [await f.term('s1'), await f.term('s2'), await f.term('boss')]
   await boss.hb({ role: 'boss' })
@@ -76,7 +76,7 @@ t.test('bossNeed: bosses are needed and get role boss with their own shard', asy
   t.equal(st.participants, 3)
 })
 
-t.test('completeOn boss (default with bossNeed): the boss done completes the round', async (t) => {
+void t.test('completeOn boss (default with bossNeed): the boss done completes the round', async (t) => {
   const f = await fleet(t, { need: 1, bossNeed: 1, resetMs: 50 })
   const w = await f.watch()
   const [s, b] = [await f.term('s'), await f.term('b')]
@@ -90,7 +90,7 @@ t.test('completeOn boss (default with bossNeed): the boss done completes the rou
   t.same(sum.participants, ['s', 'b'])
 })
 
-t.test('completeOn all: done or dropped for every participant', async (t) => {
+void t.test('completeOn all: done or dropped for every participant', async (t) => {
   const f = await fleet(t, { need: 2, bossNeed: 1, completeOn: 'all', dropTolerance: 1, resetMs: 50 })
   const w = await f.watch()
   const [s1, s2, b] = [await f.term('s1'), await f.term('s2'), await f.term('b')]
@@ -107,7 +107,7 @@ t.test('completeOn all: done or dropped for every participant', async (t) => {
   t.same(sum.done.sort(), ['b', 's1'])
 })
 
-t.test('dropTolerance as a count: one drop more than allowed aborts', async (t) => {
+void t.test('dropTolerance as a count: one drop more than allowed aborts', async (t) => {
   const f = await fleet(t, { need: 3, dropTolerance: 1, resetMs: 50 })
   const w = await f.watch()
   const ts = [await f.term('a'), await f.term('b'), await f.term('c')]
@@ -123,7 +123,7 @@ t.test('dropTolerance as a count: one drop more than allowed aborts', async (t) 
   t.same(sum.dropped, ['a', 'b'])
 })
 
-t.test('dropTolerance as a ratio of participants', async (t) => {
+void t.test('dropTolerance as a ratio of participants', async (t) => {
   // 0.5 of 4 participants: 2 drops tolerated, the third aborts
   const f = await fleet(t, { need: 4, dropTolerance: 0.5, resetMs: 50 })
   const w = await f.watch()
@@ -138,7 +138,7 @@ t.test('dropTolerance as a ratio of participants', async (t) => {
   t.equal((await w.next('rg/g/rounds')).json.outcome, 'aborted')
 })
 
-t.test('the MQTT will counts as leave: a participant whose connection dies is dropped', async (t) => {
+void t.test('the MQTT will counts as leave: a participant whose connection dies is dropped', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50 })
   const w = await f.watch()
   const dying = await connect(f.broker.url, 'dying', { will: { topic: 'rg/g/leave/dying', payload: Buffer.from('{}'), qos: 1, retain: false } })
@@ -151,7 +151,7 @@ t.test('the MQTT will counts as leave: a participant whose connection dies is dr
   t.same(sum.dropped, ['dying'])
 })
 
-t.test('silence for offlineAfterMs evicts from online and ready, and drops participants', async (t) => {
+void t.test('silence for offlineAfterMs evicts from online and ready, and drops participants', async (t) => {
   const f = await fleet(t, { need: 2, minOnlineRatio: 1, offlineAfterMs: 400, heartbeatMs: 100, resetMs: 50 }, { sweepMs: 100 })
   const w = await f.watch()
   const [a, b] = [await f.term('a'), await f.term('b')]
@@ -170,7 +170,7 @@ t.test('silence for offlineAfterMs evicts from online and ready, and drops parti
   t.same(sum.dropped, ['b'])
 })
 
-t.test('execTimeoutMs ends the round as timeout', async (t) => {
+void t.test('execTimeoutMs ends the round as timeout', async (t) => {
   const f = await fleet(t, { need: 1, execTimeoutMs: 300, resetMs: 50 })
   const w = await f.watch()
   const a = await f.term('a')
@@ -182,7 +182,7 @@ t.test('execTimeoutMs ends the round as timeout', async (t) => {
   t.ok(sum.endedAt - sum.releasedAt >= 300)
 })
 
-t.test('RESET lasts resetMs, then WAITING releases at once if it can', async (t) => {
+void t.test('RESET lasts resetMs, then WAITING releases at once if it can', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 400 })
   const [a, b] = [await f.term('a'), await f.term('b')]
   await a.ready()
@@ -198,7 +198,7 @@ t.test('RESET lasts resetMs, then WAITING releases at once if it can', async (t)
   t.ok(waited < 1500, `and came at once after it (${waited} ms)`)
 })
 
-t.test('done: only participants, only the current round, duplicates answered', async (t) => {
+void t.test('done: only participants, only the current round, duplicates answered', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 50 })
   const [a, x] = [await f.term('a'), await f.term('x')]
   await x.hb()
@@ -218,7 +218,7 @@ t.test('done: only participants, only the current round, duplicates answered', a
   t.equal(e.json.topic, 'rg/g/done/a', 'the error names the refused topic')
 })
 
-t.test('a second done in the same round is a duplicate and changes nothing', async (t) => {
+void t.test('a second done in the same round is a duplicate and changes nothing', async (t) => {
   const f = await fleet(t, { need: 2, resetMs: 50 })
   const [a, b] = [await f.term('a'), await f.term('b')]
   await a.hb(); await b.hb()
@@ -234,7 +234,7 @@ t.test('a second done in the same round is a duplicate and changes nothing', asy
   t.same((await w.next('rg/g/rounds')).json.results, { a: 'first' }, 'the first report stands')
 })
 
-t.test('selection fair prefers who waited longest since taking part', async (t) => {
+void t.test('selection fair prefers who waited longest since taking part', async (t) => {
   const f = await fleet(t, { need: 1, selection: 'fair', resetMs: 30 })
   const [a, b] = [await f.term('a'), await f.term('b')]
   await a.hb(); await b.hb()
@@ -249,7 +249,7 @@ t.test('selection fair prefers who waited longest since taking part', async (t) 
   t.same(r.participants, ['b'])
 })
 
-t.test('selection load prefers the lowest reported load', async (t) => {
+void t.test('selection load prefers the lowest reported load', async (t) => {
   const f = await fleet(t, { need: 2, selection: 'load', paused: true })
   const ts = [await f.term('a'), await f.term('b'), await f.term('c')]
   await ts[0].hb({ load: 0.9 }); await ts[1].hb({ load: 0.1 }); await ts[2].hb({ load: 0.5 })
@@ -259,14 +259,14 @@ t.test('selection load prefers the lowest reported load', async (t) => {
   t.same(r.participants, ['b', 'c'])
 })
 
-t.test('payload is attached to every release', async (t) => {
+void t.test('payload is attached to every release', async (t) => {
   const f = await fleet(t, { need: 1, payload: { job: 'render', frames: [1, 2, 3] } })
   const a = await f.term('a')
   await a.ready()
   t.same((await a.release()).json.payload, { job: 'render', frames: [1, 2, 3] })
 })
 
-t.test('a paused group never releases; resume releases at once', async (t) => {
+void t.test('a paused group never releases; resume releases at once', async (t) => {
   const f = await fleet(t, { need: 1, paused: true })
   const a = await f.term('a')
   await a.ready()
@@ -277,7 +277,7 @@ t.test('a paused group never releases; resume releases at once', async (t) => {
   t.equal((await a.release()).json.round, 1)
 })
 
-t.test('rounds never reuse a number and history keeps summaries, newest first', async (t) => {
+void t.test('rounds never reuse a number and history keeps summaries, newest first', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 0 })
   const a = await f.term('a')
   for (let r = 1; r <= 5; r++) {
@@ -293,7 +293,7 @@ t.test('rounds never reuse a number and history keeps summaries, newest first', 
   t.same((await engine.rounds('g', 10, 3)).map((s) => s.round), [2, 1])
 })
 
-t.test('an unknown group is created on first use with the group defaults', async (t) => {
+void t.test('an unknown group is created on first use with the group defaults', async (t) => {
   const f = await fleet(t, { need: 1 }, { groupDefaults: { need: 2, resetMs: 50, payload: 'default job' } })
   const a = await terminal(f.broker.url, 'fresh', 'a')
   const b = await terminal(f.broker.url, 'fresh', 'b')

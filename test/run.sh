@@ -20,6 +20,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
+# lint first: a problem fails the run before any test
+npx eslint --max-warnings 0 .
 npx tsc -p tsconfig.json
 
 if [ "$#" -gt 0 ]; then

@@ -4,7 +4,7 @@ import t from 'tap'
 import { connect, Inbox, send, sleep, waitFor } from './helpers/broker.js'
 import { fleet } from './helpers/rounds.js'
 
-t.test('state is retained from start-up and follows every phase', async (t) => {
+void t.test('state is retained from start-up and follows every phase', async (t) => {
   const f = await fleet(t, { need: 1, resetMs: 30 })
   const w = await f.watch()
   const first = await w.next('rg/g/state')
@@ -22,7 +22,7 @@ t.test('state is retained from start-up and follows every phase', async (t) => {
   t.same(keys, ['bossNeed', 'done', 'dropped', 'group', 'need', 'online', 'onlineBoss', 'participants', 'paused', 'phase', 'ready', 'readyBoss', 'releasedAt', 'round', 'updatedAt'].sort(), 'the fields of PROTOCOL section 6')
 })
 
-t.test('a burst of changes is published at most every 100 ms and ends on the newest state', async (t) => {
+void t.test('a burst of changes is published at most every 100 ms and ends on the newest state', async (t) => {
   const f = await fleet(t, { need: 1000, minOnlineRatio: 1 })
   const w = await f.watch()
   await w.next('rg/g/state')
@@ -38,7 +38,7 @@ t.test('a burst of changes is published at most every 100 ms and ends on the new
   t.equal(states[states.length - 1].json.online, 60, 'the last one shows the newest count')
 })
 
-t.test('a deleted group loses its retained state', async (t) => {
+void t.test('a deleted group loses its retained state', async (t) => {
   const f = await fleet(t, { need: 1 })
   await f.broker.server.engine.deleteGroup('g')
   const c = await connect(f.broker.url, 'late')

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
-import { MemoryStore } from '../plugins/scheduler/memory-store.js'
+import { MemoryStore } from '../plugins/scheduler/index.js'
 import { cfg, endings, releases, storeSuite } from './store-suite/index.js'
 
 storeSuite(t, 'memory', async (opts) => {
@@ -14,7 +14,7 @@ storeSuite(t, 'memory', async (opts) => {
   return { store, cleanup: async () => await store.close() }
 })
 
-t.test('memory with a dataDir: config, round and history survive close and open', async (t) => {
+void t.test('memory with a dataDir: config, round and history survive close and open', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'rg-mem-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const a = new MemoryStore({ dataDir: dir })
@@ -40,7 +40,7 @@ t.test('memory with a dataDir: config, round and history survive close and open'
   await b.close()
 })
 
-t.test('memory with a dataDir: after an unclean stop rounds never go backwards', async (t) => {
+void t.test('memory with a dataDir: after an unclean stop rounds never go backwards', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'rg-mem-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const here = fileURLToPath(new URL('.', import.meta.url))

@@ -2,8 +2,7 @@
 // shared store can show: several store instances (as in several processes) deciding together.
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { OP_SOURCES } from '../plugins/scheduler/redis/lua-ops.js'
-import { RedisStore } from '../plugins/scheduler/redis-store.js'
+import { OP_SOURCES, RedisStore } from '../plugins/scheduler/index.js'
 import { cfg, endings, releases, storeSuite } from './store-suite/index.js'
 import { sleep } from './helpers/wait.js'
 import { startRedis } from './helpers/redis-server.js'
@@ -30,7 +29,7 @@ async function stores (count: number, p: string, extra: Partial<ConstructorParam
   return out
 }
 
-t.test('redis: three stores (as three processes) in a ready storm release once, never above need', async (t) => {
+void t.test('redis: three stores (as three processes) in a ready storm release once, never above need', async (t) => {
   const all = await stores(3, prefix())
   t.teardown(async () => { for (const s of all) await s.close() })
   for (let k = 1; k <= 3; k++) {
@@ -54,7 +53,7 @@ t.test('redis: three stores (as three processes) in a ready storm release once, 
   }
 })
 
-t.test('redis: concurrent ticks from every process end RESET and release exactly once', async (t) => {
+void t.test('redis: concurrent ticks from every process end RESET and release exactly once', async (t) => {
   const all = await stores(3, prefix())
   t.teardown(async () => { for (const s of all) await s.close() })
   await all[0].putGroup('g', cfg({ need: 2, resetMs: 100, execTimeoutMs: 150 }))
@@ -74,7 +73,7 @@ t.test('redis: concurrent ticks from every process end RESET and release exactly
   t.strictSame(evs, ['ended:1:timeout', 'released:2'], 'one timeout, one release, whoever ticked')
 })
 
-t.test('redis: NOSCRIPT fallback after SCRIPT FLUSH', async (t) => {
+void t.test('redis: NOSCRIPT fallback after SCRIPT FLUSH', async (t) => {
   const [s] = await stores(1, prefix())
   t.teardown(async () => await s.close())
   await s.putGroup('g', cfg({ need: 1 }))
@@ -86,7 +85,7 @@ t.test('redis: NOSCRIPT fallback after SCRIPT FLUSH', async (t) => {
   t.strictSame(await s.redis.script('EXISTS', sha), [1], 'and knows it again')
 })
 
-t.test('redis: every group key carries the group hash tag', async (t) => {
+void t.test('redis: every group key carries the group hash tag', async (t) => {
   const p = prefix()
   const [s] = await stores(1, p)
   t.teardown(async () => await s.close())
@@ -103,7 +102,7 @@ t.test('redis: every group key carries the group hash tag', async (t) => {
   t.strictSame(await s.redis.keys(`${p}:*`), [], 'deleteGroup leaves nothing behind')
 })
 
-t.test('redis: maxGroups refuses auto-created groups beyond the limit', async (t) => {
+void t.test('redis: maxGroups refuses auto-created groups beyond the limit', async (t) => {
   const [s] = await stores(1, prefix(), { maxGroups: 2 })
   t.teardown(async () => await s.close())
   await s.heartbeat('a', 'x', {}, { createWith: cfg() })
@@ -113,7 +112,7 @@ t.test('redis: maxGroups refuses auto-created groups beyond the limit', async (t
   t.equal(await s.getGroup('c'), null)
 })
 
-t.test('redis: round time comes from the Redis clock', async (t) => {
+void t.test('redis: round time comes from the Redis clock', async (t) => {
   const [s] = await stores(1, prefix())
   t.teardown(async () => await s.close())
   await s.putGroup('g', cfg({ need: 1 }))
@@ -133,7 +132,7 @@ t.test('redis: round time comes from the Redis clock', async (t) => {
   t.ok(rel.releasedAt >= before && rel.releasedAt <= after, 'releasedAt lies between two Redis TIME readings')
 })
 
-t.test('redis: redis-server gone and back: unavailable at once, then the state it kept', async (t) => {
+void t.test('redis: redis-server gone and back: unavailable at once, then the state it kept', async (t) => {
   const own = await startRedis({ persist: true })
   t.teardown(async () => await own.stop())
   const s = new RedisStore({ url: own.url, prefix: 'p' })

@@ -19,7 +19,7 @@ async function run (cmd: string, args: string[]): Promise<{ ok: boolean, missing
 const probe = await run('openssl', ['version'])
 const skip = probe.missing ? 'openssl is not installed: cannot make a test certificate' : false
 
-t.test('MQTT over TLS (mqtts://) with a self-signed certificate', { skip }, async (t) => {
+void t.test('MQTT over TLS (mqtts://) with a self-signed certificate', { skip }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'rg-tls-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const cert = join(dir, 'cert.pem')

@@ -9,7 +9,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { connect, freePort, Inbox, startBroker, within } from './helpers/broker.js'
 
-t.test('websocket-stream resolves ws 8, not the ws 3 it declares (known DoS in ws 3)', async (t) => {
+void t.test('websocket-stream resolves ws 8, not the ws 3 it declares (known DoS in ws 3)', async (t) => {
   const require = createRequire(import.meta.url)
   const wsStreamPkg = require.resolve('websocket-stream/package.json')
   const fromWsStream = createRequire(wsStreamPkg)
@@ -25,7 +25,7 @@ async function wsClient (url: string, clientId: string): Promise<MqttClient> {
   return await connect(url, clientId)
 }
 
-t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and across to TCP', async (t) => {
+void t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and across to TCP', async (t) => {
   const b = await startBroker({ wsPort: await freePort() })
   t.teardown(async () => await b.close())
   t.ok(b.server.ports.ws > 0, 'the WebSocket listener is up')
@@ -68,7 +68,7 @@ t.test('MQTT over WebSocket: publish/subscribe at QoS 0/1/2, retained, and acros
   t.equal(r.retain, true, 'retained message over WebSocket')
 })
 
-t.test('over WebSocket too, a packet larger than maxPacketBytes closes that connection only', async (t) => {
+void t.test('over WebSocket too, a packet larger than maxPacketBytes closes that connection only', async (t) => {
   const b = await startBroker({ wsPort: await freePort(), maxPacketBytes: 2048 })
   t.teardown(async () => await b.close())
   const wsUrl = `ws://127.0.0.1:${b.server.ports.ws}`
@@ -103,7 +103,7 @@ t.test('over WebSocket too, a packet larger than maxPacketBytes closes that conn
   t.equal(inbox.on('lim/split').length, 0)
 })
 
-t.test('a plain HTTP request to the WebSocket port is answered, not hung', async (t) => {
+void t.test('a plain HTTP request to the WebSocket port is answered, not hung', async (t) => {
   const b = await startBroker({ wsPort: await freePort() })
   t.teardown(async () => await b.close())
   const res = await fetch(`http://127.0.0.1:${b.server.ports.ws}/`, { signal: AbortSignal.timeout(3000) })

@@ -86,7 +86,7 @@ export class Fleet {
   }
 
   async close (): Promise<void> {
-    await Promise.all(this.gens.map(async (g) => await g.call('close').catch(() => {})))
+    await Promise.all(this.gens.map(async (g) => await g.call('close').catch((err: Error) => { console.error(`a generator did not close cleanly: ${err.message}`) })))
     for (const g of this.gens) g.kill()
   }
 }

@@ -129,7 +129,7 @@ export async function startAedes (): Promise<Broker> {
 
 export function which (cmd: string): string | null {
   for (const d of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
-    try { accessSync(join(d, cmd), constants.X_OK); return join(d, cmd) } catch {}
+    try { accessSync(join(d, cmd), constants.X_OK); return join(d, cmd) } catch { /* not here: try the next directory */ }
   }
   return null
 }

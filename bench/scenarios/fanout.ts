@@ -4,7 +4,7 @@
 // each subscriber's receipt, on the machine's monotonic clock.
 import { Fleet } from '../lib/fleet.js'
 import { startAedes, startMosquitto, startRoundgate, type Broker } from '../lib/procs.js'
-import { dist, table, type Dist, type ScenarioResult } from '../lib/report.js'
+import { dist, table, type ScenarioResult } from '../lib/report.js'
 import { gensFor, plainFanout, type Options } from './common.js'
 
 export async function fanoutPeers (o: Options): Promise<ScenarioResult> {
@@ -28,7 +28,7 @@ export async function fanoutPeers (o: Options): Promise<ScenarioResult> {
       }
       try {
         const runs = await plainFanout(fleet, b, n, bytes, o.qos, name, reps)
-        const pick = runs.map((r) => r.d).sort((a, c) => a.last - c.last)[Math.floor((runs.length - 1) / 2)] as Dist
+        const pick = runs.map((r) => r.d).sort((a, c) => a.last - c.last)[Math.floor((runs.length - 1) / 2)]
         rows.push([`${name}${reps > 1 ? ` (median of ${reps} by last)` : ''}`, pick.first, pick.p50, pick.p99, pick.last, String(runs.reduce((m, r) => m + r.missing, 0))])
         data[name] = { runs, last: dist(runs.map((r) => r.d.last)) }
       } finally {

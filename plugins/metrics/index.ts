@@ -20,8 +20,7 @@
 // Group gauges are read from the store at scrape time (listGroups), so they also show what other
 // brokers of a cluster did; counters and the histogram count what this process did.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Engine } from '../scheduler/engine.js'
-import type { GroupState, Phase } from '../scheduler/types.js'
+import type { Engine, GroupState, Phase } from '../scheduler/index.js'
 
 const PHASES: readonly Phase[] = ['WAITING', 'EXECUTING', 'RESET']
 

@@ -57,7 +57,7 @@ export class Inbox {
 
   constructor (client: MqttClient) {
     client.on('message', (topic, payload, packet) => {
-      let json: unknown = null
+      let json: unknown
       try { json = payload.length > 0 ? JSON.parse(payload.toString()) : null } catch { json = undefined }
       const m: Received = { topic, json, retain: packet.retain, qos: packet.qos, raw: payload }
       this.messages.push(m)

@@ -3,9 +3,7 @@
 import { pino } from 'pino'
 import { startGateway, type Authorize, type Gateway } from '../../gateway/index.js'
 import { createMetrics } from '../../plugins/metrics/index.js'
-import { Engine } from '../../plugins/scheduler/engine.js'
-import { MemoryStore } from '../../plugins/scheduler/memory-store.js'
-import type { GroupConfig } from '../../plugins/scheduler/types.js'
+import { Engine, type GroupConfig, MemoryStore } from '../../plugins/scheduler/index.js'
 import { waitFor } from './wait.js'
 
 export interface TestGateway {

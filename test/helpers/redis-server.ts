@@ -65,7 +65,7 @@ export async function startRedis (opts: RedisServerOptions = {}): Promise<TestRe
       await waitUp(port, c, 10000)
     } catch (err) {
       c.kill('SIGKILL')
-      throw new Error(`${(err as Error).message}\n${stderr}`)
+      throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err })
     }
   }
 

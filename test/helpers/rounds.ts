@@ -1,7 +1,7 @@
 // A small fleet of MQTT terminals for round tests: one group, real clients, helpers to act.
 import type { MqttClient } from 'mqtt'
 import type { Test } from 'tap'
-import type { GroupConfig } from '../../plugins/scheduler/types.js'
+import type { GroupConfig } from '../../plugins/scheduler/index.js'
 import { Inbox, connect, send, sleep, startBroker, terminal, waitFor, type Received, type TestBroker } from './broker.js'
 import type { Settings } from '../../broker/config.js'
 
@@ -31,7 +31,7 @@ export interface Fleet {
 }
 
 export async function fleet (t: Test, config: Partial<GroupConfig>, settings: Partial<Settings> = {}, group = 'g'): Promise<Fleet> {
-  const broker = await startBroker({ groups: { [group]: config as Record<string, unknown> }, ...settings })
+  const broker = await startBroker({ groups: { [group]: config }, ...settings })
   const clients: MqttClient[] = []
   t.teardown(async () => {
     await Promise.all(clients.map(async (c) => await c.endAsync(true).catch(() => {})))

@@ -1,8 +1,8 @@
 // Shared pieces of the abstract store suite: configs, polling, event extraction, observation.
 import type { Test } from 'tap'
-import { DEFAULT_GROUP_CONFIG, mergeConfig } from '../../plugins/scheduler/group-config.js'
-import type { Store } from '../../plugins/scheduler/store.js'
-import type { GroupConfig, OpResult, ReleaseRecord, RoundSummary, StoreEvent } from '../../plugins/scheduler/types.js'
+import {
+  DEFAULT_GROUP_CONFIG, type GroupConfig, mergeConfig, type OpResult, type ReleaseRecord, type RoundSummary, type Store, type StoreEvent
+} from '../../plugins/scheduler/index.js'
 
 export interface SuiteStoreOptions {
   maxTerminalsPerGroup?: number

@@ -3,8 +3,7 @@
 // test/store-memory.test.ts and test/store-redis.test.ts. Real time, small millisecond configs,
 // polling with a bounded helper; no assertion is about speed.
 import type { Test } from 'tap'
-import type { Store } from '../../plugins/scheduler/store.js'
-import type { GroupConfig, OpResult } from '../../plugins/scheduler/types.js'
+import type { GroupConfig, OpResult, Store } from '../../plugins/scheduler/index.js'
 import { groupAndTerminalTests } from './groups-terminals.js'
 import { cfg, type MakeStore, type SuiteContext, type SuiteStoreOptions } from './helpers.js'
 import { releaseTests } from './release.js'
@@ -15,7 +14,7 @@ export { cfg, endings, releases, type MakeStore, type SuiteStoreOptions } from '
 export function storeSuite (tap: Test, name: string, makeStore: MakeStore): void {
   /** One fresh store per test, cleaned up afterwards. */
   function test (title: string, fn: (t: Test, store: Store) => Promise<void>, opts: SuiteStoreOptions = {}): void {
-    tap.test(`${name}: ${title}`, async (t) => {
+    void tap.test(`${name}: ${title}`, async (t) => {
       const { store, cleanup } = await makeStore(opts)
       try {
         await fn(t, store)

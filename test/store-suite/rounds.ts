@@ -1,5 +1,5 @@
 // The store suite: done, drops, completion, timeout, reset, pause, ctl and history.
-import type { OpResult, RoundSummary } from '../../plugins/scheduler/types.js'
+import type { OpResult, RoundSummary } from '../../plugins/scheduler/index.js'
 import { cfg, endings, observe, releases, until, type SuiteContext } from './helpers.js'
 
 export function roundTests ({ test, ready }: SuiteContext): void {

@@ -4,7 +4,7 @@
 // timeouts, LOADING, ...) becomes `unavailable`.
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { ERROR_CODES, RgError, type ErrorCode } from '../../../broker/errors.js'
+import { ERROR_CODES, RgError, type ErrorCode } from '../../errors.js'
 
 export class LuaScript {
   readonly source: string

@@ -9,8 +9,8 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { GroupModel, type ModelLimits, type Terminal } from './group-model.js'
-import type { GroupConfig, Phase, ReleaseRecord, Role, RoundSummary } from './types.js'
+import { GroupModel, type ModelLimits, type Terminal } from '../engine/group-model.js'
+import type { GroupConfig, Phase, ReleaseRecord, Role, RoundSummary } from '../engine/types.js'
 
 const RESERVE = 1000
 const SAVE_DELAY_MS = 1000
@@ -53,7 +53,7 @@ export class SnapshotFile {
       file = JSON.parse(readFileSync(this.path, 'utf8')) as SavedFile
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
-      throw new Error(`cannot read the state file ${this.path}: ${(err as Error).message}`)
+      throw new Error(`cannot read the state file ${this.path}: ${(err as Error).message}`, { cause: err })
     }
     if (file.version !== VERSION) throw new Error(`state file ${this.path} has unknown version ${file.version}`)
     return file.groups.map((g) => this.restore(g, file.clean, limits, now))
@@ -72,6 +72,7 @@ export class SnapshotFile {
     if (this.timer !== null) return
     this.timer = setTimeout(() => {
       this.timer = null
+      // eslint-disable-next-line no-restricted-syntax -- replaced by the SQLite store (issue 9)
       this.saveNow(this.latest, false).catch(() => { /* retried on the next change; saveNow at close reports */ })
     }, SAVE_DELAY_MS)
     this.timer.unref()
@@ -85,6 +86,7 @@ export class SnapshotFile {
       await writeFile(tmp, text)
       await rename(tmp, this.path)
     })
+    // eslint-disable-next-line no-restricted-syntax -- replaced by the SQLite store (issue 9)
     this.writing = next.catch(() => {})
     await next
   }

@@ -5,7 +5,7 @@
 // It knows nothing of MQTT or HTTP.
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import { RgError, type ErrorCode } from '../../broker/errors.js'
+import { RgError, type ErrorCode } from '../../errors.js'
 import { LocalBus, type Bus, type BusEvent } from './bus.js'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
 import { ActiveRelease } from './release.js'
@@ -140,7 +140,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const input = parseHeartbeat(body)
     this.apply(await this.store.heartbeat(g, id, input, this.createOpts()))
     let ids = this.holds.get(g)
-    if (ids === undefined) this.holds.set(g, ids = new Map())
+    if (ids === undefined) this.holds.set(g, ids = new Map<string, number>())
     ids.set(id, (ids.get(id) ?? 0) + 1)
     let released = false
     return () => {

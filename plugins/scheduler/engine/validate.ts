@@ -1,7 +1,7 @@
 // Input validation shared by both doors. Bodies arrive as parsed JSON (MQTT, HTTP JSON) or as
 // strings (HTTP forms and query parameters), so numbers and booleans are also accepted as their
 // text. Anything else is refused with bad_request / payload_too_large and a message naming the field.
-import { RgError } from '../../broker/errors.js'
+import { RgError } from '../../errors.js'
 import { parsePartialConfig } from './group-config.js'
 import { CLIENT_ID, GROUP_NAME, type CtlOp, type DoneInput, type HeartbeatInput, type Role } from './types.js'
 

@@ -1,6 +1,6 @@
 // PROTOCOL section 2: a group's configuration, its defaults, and validation with clear messages.
 import { z } from 'zod'
-import { RgError } from '../../broker/errors.js'
+import { RgError } from '../../errors.js'
 import type { CompleteOn, GroupConfig } from './types.js'
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024

@@ -1,6 +1,6 @@
 // The retained `rg/{g}/state` (PROTOCOL sections 4 and 6): republished whenever it changes, at
 // most every 100 ms per group, and at once on a phase change, always with the newest state.
-import type { GroupState } from './types.js'
+import type { GroupState } from '../engine/types.js'
 
 export const STATE_INTERVAL_MS = 100
 

@@ -5,8 +5,8 @@
 // (`local` = false); a process ignores its own messages coming back.
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { Bus, BusEvent, BusHandler } from './bus.js'
-import { quit, reconnect } from './redis/link.js'
+import type { Bus, BusEvent, BusHandler } from '../engine/bus.js'
+import { quit, reconnect } from './link.js'
 
 export interface RedisBusOptions {
   url: string

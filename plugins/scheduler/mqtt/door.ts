@@ -8,13 +8,13 @@
 // client stays connected ([MQTT-3.3.5-2] allows a server to drop a PUBLISH it does not authorise).
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
 import type { Logger } from 'pino'
-import { RgError, toRgError } from '../../broker/errors.js'
-import { chainAuthorizePublish, chainAuthorizeSubscribe } from '../../broker/hooks.js'
-import type { Engine } from './engine.js'
-import type { ActiveRelease } from './release.js'
+import { RgError, toRgError } from '../../errors.js'
+import { chainAuthorizePublish, chainAuthorizeSubscribe } from '../../hooks.js'
+import type { Engine } from '../engine/engine.js'
+import type { ActiveRelease } from '../engine/release.js'
 import { StatePublisher } from './state-publisher.js'
 import { topicMatches, type Topics } from './topics.js'
-import type { GroupState, RoundSummary } from './types.js'
+import type { GroupState, RoundSummary } from '../engine/types.js'
 
 export interface MqttDoorOptions {
   engine: Engine
@@ -58,7 +58,7 @@ export class MqttDoor {
     this.topics = opts.topics
     this.log = opts.logger
     this.opts = opts
-    this.publishRaw = this.broker.publish.bind(broker) as Publish
+    this.publishRaw = this.broker.publish.bind(broker)
     this.state = new StatePublisher((s) => this.publishState(s))
     this.install()
   }
@@ -97,7 +97,7 @@ export class MqttDoor {
         return
       }
       this.publishRaw(packet, client ?? null, done)
-    }) as Aedes['publish'] & Publish
+    })
     chainAuthorizeSubscribe(broker, async (client, sub, next) => {
       if (!topics.plausibleFilter(sub.topic)) return null // SUBACK 0x80
       return await next()
@@ -133,7 +133,7 @@ export class MqttDoor {
     try {
       if (p.kind === 'bad') throw new RgError('bad_topic', p.reason)
       if (p.kind === 'broker-only') throw new RgError('forbidden', `only the broker publishes on ${topic}`)
-      const payload = packet.payload as Buffer | string
+      const payload = packet.payload
       const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
       if (size > this.opts.maxMessageBytes) {
         throw new RgError('payload_too_large', `scheduler messages are at most ${this.opts.maxMessageBytes} bytes`)

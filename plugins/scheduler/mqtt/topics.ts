@@ -1,5 +1,5 @@
 // The scheduler's MQTT topics (PROTOCOL section 4), all under one prefix (`rg` by default).
-import { CLIENT_ID, GROUP_NAME } from './types.js'
+import { CLIENT_ID, GROUP_NAME } from '../engine/types.js'
 
 /** Terminal → broker kinds, carrying the terminal's clientId as the last level. */
 export const TERMINAL_KINDS = ['hb', 'ready', 'done', 'leave'] as const

@@ -1,13 +1,13 @@
 // The embedded default store: every group's state machine in this process's memory. Each
 // operation runs synchronously start to finish, which is what makes it atomic. With a data
 // directory, state survives restarts (see snapshot.ts): rounds never go backwards.
-import { RgError } from '../../broker/errors.js'
-import { GroupModel } from './group-model.js'
+import { RgError } from '../../errors.js'
+import { GroupModel } from '../engine/group-model.js'
 import { SnapshotFile } from './snapshot.js'
-import type { GroupSnapshot, RoundsQuery, Store, TerminalOpOptions } from './store.js'
+import type { GroupSnapshot, RoundsQuery, Store, TerminalOpOptions } from '../engine/store.js'
 import type {
   CtlOp, DoneInput, GroupConfig, HeartbeatInput, OpResult, RoundSummary, TerminalView
-} from './types.js'
+} from '../engine/types.js'
 
 export interface MemoryStoreOptions {
   /** round summaries kept per group (at least 1000 by PROTOCOL) */

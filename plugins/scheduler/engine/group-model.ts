@@ -2,7 +2,7 @@
 // one synchronous transition: it either throws an RgError having changed nothing, or applies the
 // whole change and returns what it caused. The Redis store's Lua scripts implement the same rules;
 // test/store-suite/ holds both to them.
-import { RgError } from '../../broker/errors.js'
+import { RgError } from '../../errors.js'
 import { completeOnOf, dropLimit, onlineThreshold } from './group-config.js'
 import { select } from './selection.js'
 import type {

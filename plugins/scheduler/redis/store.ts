@@ -7,15 +7,15 @@
 // Cluster slot), and `<prefix>:groups`, the set of group names, kept beside the scripts (it is the
 // only key outside a group's slot). docs/cluster.md describes every key.
 import { Redis } from 'ioredis'
-import { quit, reconnect } from './redis/link.js'
-import { RgError } from '../../broker/errors.js'
-import { DELETE_SOURCE, OP_SOURCES, type OpName } from './redis/lua-ops.js'
-import { LuaScript, runScript, scriptError } from './redis/script.js'
-import type { GroupSnapshot, RoundsQuery, Store, TerminalOpOptions } from './store.js'
+import { quit, reconnect } from './link.js'
+import { RgError } from '../../errors.js'
+import { DELETE_SOURCE, OP_SOURCES, type OpName } from './lua-ops.js'
+import { LuaScript, runScript, scriptError } from './script.js'
+import type { GroupSnapshot, RoundsQuery, Store, TerminalOpOptions } from '../engine/store.js'
 import type {
   CtlOp, DoneInput, GroupConfig, GroupState, HeartbeatInput, OpResult, Phase, ReleaseRecord,
   Role, RoundSummary, StoreEvent, TerminalView
-} from './types.js'
+} from '../engine/types.js'
 
 export interface RedisStoreOptions {
   /** redis://host:port[/db] */
@@ -44,8 +44,8 @@ const NO_CFG = CFG_ORDER.map(() => '')
 function encodeField (key: string, value: unknown): string {
   if (key === 'payload') return JSON.stringify(value ?? null)
   if (key === 'paused') return value === true ? '1' : '0'
-  if (key === 'completeOn') return value === null || value === undefined ? '' : String(value)
-  return String(value)
+  if (key === 'completeOn') return typeof value === 'string' ? value : ''
+  return typeof value === 'string' ? value : JSON.stringify(value)
 }
 
 function encodeConfig (c: GroupConfig): string[] {
@@ -278,7 +278,7 @@ export class RedisStore implements Store {
       ready: ready.has(id),
       participating: participating.has(id),
       load: optNum(loads[i]),
-      meta: metas[i] === null ? null : JSON.parse(metas[i] as string) as Record<string, unknown>
+      meta: metas[i] === null ? null : JSON.parse(metas[i]) as Record<string, unknown>
     }))
   }
 
