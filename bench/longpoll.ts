@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { startGateway } from '../gateway/index.js'
+import { createMetrics } from '../plugins/metrics/index.js'
 import { type ActiveRelease, Engine, MemoryStore } from '../plugins/scheduler/index.js'
 
 const ABORT_TOTAL = 100_000
@@ -175,14 +176,19 @@ async function main (): Promise<void> {
   const logger = pino({ level: 'warn' })
   const engine = new Engine({ store: new MemoryStore(), logger, autoCreateGroups: true })
   await engine.start()
-  const gw = await startGateway({ engine, host: '127.0.0.1', port: 0, logger, waitTickMs: 100 })
+  const metrics = createMetrics({ engine, defaultMetrics: false })
+  const gw = await startGateway({ engine, host: '127.0.0.1', port: 0, logger, waitTickMs: 100, metrics })
   console.log(`node ${process.version}, uws: ${gw.uws}, gateway on 127.0.0.1:${gw.port}`)
   const child = fork(fileURLToPath(import.meta.url), ['--child'], { stdio: 'inherit' })
   let releasedAt = 0
   let fanoutS = 0
   // stamped before the gateway's own listener runs (it was added first, at startGateway)
   engine.prependListener('release', (rel: ActiveRelease) => { if (rel.size > 0) releasedAt = now() })
-  engine.on('fanout', (door, _g, _r, seconds) => { if (door === 'http') fanoutS = seconds })
+  const observeFanout = metrics.fanout.bind(metrics)
+  metrics.fanout = (door, group, round, seconds, delivered) => {
+    if (door === 'http') fanoutS = seconds
+    observeFanout(door, group, round, seconds, delivered)
+  }
 
   try {
     let source = 0

@@ -10,6 +10,7 @@ import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
 import { type Bus, reconnect, RedisBus, RedisStore, type Store } from '../plugins/scheduler/index.js'
 import { ConfigError } from './config.js'
+import { onMqEmitterError } from '../plugins/internals.js'
 
 const require = createRequire(import.meta.url)
 // aedes-persistence-redis ships no types; aedes only needs the object it returns.
@@ -93,7 +94,7 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
     })))
     mq = MQEmitterRedis({ pubConn, subConn })
     // mqemitter-redis re-emits connection errors on `state`: unheard, they would end the process
-    ;(mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', onError)
+    onMqEmitterError(mq, onError)
     persistence = aedesPersistenceRedis({ conn })
   } catch (err) {
     for (const r of links) r.disconnect()

@@ -5,6 +5,7 @@ import uWS from 'uWebSockets.js'
 import type { Logger } from 'pino'
 import type { Engine } from '../plugins/scheduler/index.js'
 import type { Metrics } from '../plugins/metrics/index.js'
+import { closeApp } from '../plugins/internals.js'
 import { DEFAULT_MAX_BODY_BYTES } from './body.js'
 import { LongPolls } from './longpoll.js'
 import { Router, type Authorize } from './router.js'
@@ -55,7 +56,7 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
   if (kind === 'native') log.info('uws: native')
   else log.warn('uws: fallback (the µWS binary did not load; HTTP runs on the slow JavaScript implementation)')
 
-  const polls = new LongPolls({ engine, logger: log, tickMs: opts.waitTickMs })
+  const polls = new LongPolls({ engine, logger: log, tickMs: opts.waitTickMs, observer: metrics })
   const dropPending = metrics?.addPendingSource(() => polls.size)
   const router = new Router({
     logger: log,
@@ -63,11 +64,11 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
     authorize: opts.authorize,
     observe: (route, method, status, code) => {
       metrics?.observeHttp(route, method, status)
-      if (code !== undefined) engine.noteRefused(code, 'http')
+      if (code !== undefined) metrics?.refused(code, 'http')
     }
   })
   router.add(terminalRoutes(engine, polls))
-  router.add(viewRoutes(engine))
+  router.add(viewRoutes(engine, metrics))
   router.add(adminRoutes(engine))
   router.add(opsRoutes(opts.isReady ?? (async () => await engine.store.ping()), metrics))
 
@@ -96,9 +97,7 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
       dropPending?.()
       // let the answers just corked reach their sockets before every connection is closed
       await new Promise((resolve) => setImmediate(resolve))
-      // App.close() (µWS ≥ 20.30) closes every connection; the typings of this build omit it
-      const closable = app as unknown as { close?: () => void }
-      if (typeof closable.close === 'function') closable.close()
+      closeApp(app)
     }
   }
 }

@@ -10,7 +10,7 @@
 // answered 409 `superseded`. An aborted poll leaves the maps, the wheel and the hold at once.
 import type { Logger } from 'pino'
 import { RgError } from '../plugins/errors.js'
-import type { ActiveRelease, Engine, HeartbeatInput } from '../plugins/scheduler/index.js'
+import type { ActiveRelease, DoorObserver, Engine, HeartbeatInput } from '../plugins/scheduler/index.js'
 import type { Exchange } from './respond.js'
 import { TimerWheel, type WheelEntry } from './wheel.js'
 
@@ -33,6 +33,8 @@ export interface LongPollOptions {
   logger: Logger
   /** resolution of `wait` expiry (default 100 ms) */
   tickMs?: number
+  /** told how long each release took to answer its waiting participants */
+  observer?: DoorObserver
 }
 
 export class LongPolls {
@@ -43,24 +45,32 @@ export class LongPolls {
   private pending = 0
   private readonly wheel: TimerWheel<Waiter>
   private readonly listeners: Array<() => void> = []
+  private readonly observer: DoorObserver | undefined
 
   constructor (opts: LongPollOptions) {
     this.engine = opts.engine
     this.log = opts.logger
+    this.observer = opts.observer
     this.wheel = new TimerWheel<Waiter>({ tickMs: opts.tickMs ?? 100, onExpire: (ws) => this.expire(ws, false) })
-    this.listen('release', (rel: ActiveRelease) => this.wake(rel))
-    this.listen('kick', (group: string, clientId: string) => {
+    // the engine isolates a listener's faults: nothing here can travel back into a transition
+    const onRelease = (rel: ActiveRelease): void => this.wake(rel)
+    const onKick = (group: string, clientId: string): void => {
       const w = this.byGroup.get(group)?.get(clientId)
       if (w !== undefined) this.expire([w], true)
-    })
-    this.listen('deleted', (group: string) => {
+    }
+    const onDeleted = (group: string): void => {
       const m = this.byGroup.get(group)
       if (m === undefined) return
       for (const w of [...m.values()]) {
         this.detach(w)
         w.ex.error(new RgError('unknown_group', `group ${group} was deleted`))
       }
-    })
+    }
+    const engine = this.engine
+    engine.on('release', onRelease)
+    engine.on('kick', onKick)
+    engine.on('deleted', onDeleted)
+    this.listeners.push(() => { engine.off('release', onRelease); engine.off('kick', onKick); engine.off('deleted', onDeleted) })
   }
 
   /** Pending polls right now. */
@@ -119,15 +129,7 @@ export class LongPolls {
     this.wheel.drain()
   }
 
-  private listen<A extends unknown[]> (event: 'release' | 'kick' | 'deleted', fn: (...args: A) => void): void {
-    const safe = (...args: A): void => {
-      // never let a gateway fault travel back into the engine's transition
-      try { fn(...args) } catch (err) { this.log.error({ err, event }, 'long-poll handler failed') }
-    }
-    const ee = this.engine as unknown as NodeJS.EventEmitter
-    ee.on(event, safe as (...a: unknown[]) => void)
-    this.listeners.push(() => ee.off(event, safe as (...a: unknown[]) => void))
-  }
+
 
   private detach (w: Waiter): void {
     if (!w.attached) return
@@ -176,7 +178,7 @@ export class LongPolls {
       }
       if (i < due.length) { setImmediate(batch); return }
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-      this.engine.noteFanout('http', rel.group, rel.round, seconds, delivered)
+      this.observer?.fanout('http', rel.group, rel.round, seconds, delivered)
     }
     batch()
   }

@@ -9,8 +9,22 @@ export interface Renderer {
   render (): Promise<{ contentType: string, body: string }>
 }
 
-export function viewRoutes (engine: Engine): RouteDef[] {
+/** Where the fan-out times per round come from (the metrics plugin). */
+export interface FanoutSource {
+  fanouts (group: string): Array<{ round: number, door: string, ms: number, delivered: number }>
+}
+
+export function viewRoutes (engine: Engine, fanouts: FanoutSource | undefined): RouteDef[] {
   return [
+    {
+      method: 'GET',
+      path: '/v1/groups/:g/fanout',
+      who: 'viewer',
+      handle: async (call) => {
+        await engine.state(call.params.g) // unknown_group when there is none
+        return { status: 200, json: fanouts?.fanouts(call.params.g) ?? [] }
+      }
+    },
     {
       method: 'GET',
       path: '/v1/groups',

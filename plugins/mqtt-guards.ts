@@ -1,6 +1,5 @@
 // Broker-wide MQTT guards that aedes 1.2 leaves to its users.
-import type { Aedes, Client, ConnectPacket, Connection } from 'aedes'
-import type { IncomingMessage } from 'node:http'
+import type { Aedes, ConnectPacket } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 import type { Logger } from 'pino'
 import { chainPreConnect } from './hooks.js'
@@ -36,30 +35,8 @@ export function refuseWhileUnavailable (broker: Aedes, available: () => boolean,
   refuseConnect(broker, 3, () => !available(), log, 'shared state unreachable')
 }
 
-interface ParserInternals {
-  _parseLength: () => boolean
-  _emitError: (err: Error) => void
-  packet: { length: number }
-}
-
 /**
- * Close any connection that announces a packet larger than `maxBytes`, before buffering it:
- * the remaining-length header is checked as soon as it is parsed.
+ * Close any connection that announces a packet larger than `maxBytes`, before buffering it: the
+ * remaining-length header is checked as soon as it is parsed (the parser hook is in internals.ts).
  */
-export function limitPacketSize (broker: Aedes, maxBytes: number): void {
-  const handle = broker.handle
-  broker.handle = (conn: Connection, req?: IncomingMessage): Client => {
-    const client = handle(conn, req)
-    const parser = (client as unknown as { _parser: ParserInternals })._parser
-    const parseLength = parser._parseLength
-    parser._parseLength = function guardedParseLength (this: ParserInternals): boolean {
-      const ok = parseLength.call(this)
-      if (ok && this.packet.length > maxBytes) {
-        this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the ${maxBytes} byte limit`))
-        return false
-      }
-      return ok
-    }
-    return client
-  }
-}
+export { limitPacketLength as limitPacketSize } from './internals.js'

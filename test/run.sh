@@ -22,7 +22,7 @@ fi
 
 # lint first: a problem fails the run before any test
 npx eslint --max-warnings 0 .
-npx tsc -p tsconfig.json
+npm run build
 
 if [ "$#" -gt 0 ]; then
   files=("$@")

@@ -44,8 +44,8 @@ void t.test('memory with a dataDir: after an unclean stop rounds never go backwa
   const dir = await mkdtemp(join(tmpdir(), 'rg-mem-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const here = fileURLToPath(new URL('.', import.meta.url))
-  const modUrl = pathToFileURL(join(here, '..', 'plugins', 'scheduler', 'memory-store.js')).href
-  const cfgUrl = pathToFileURL(join(here, '..', 'plugins', 'scheduler', 'group-config.js')).href
+  const modUrl = pathToFileURL(join(here, '..', 'plugins', 'scheduler', 'index.js')).href
+  const cfgUrl = modUrl
   // A child process runs 5 rounds and is killed with SIGKILL: no close(), no final save.
   const code = `
     const { MemoryStore } = await import(${JSON.stringify(modUrl)})

@@ -20,7 +20,8 @@
 // Group gauges are read from the store at scrape time (listGroups), so they also show what other
 // brokers of a cluster did; counters and the histogram count what this process did.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Engine, GroupState, Phase } from '../scheduler/index.js'
+import type { DoorName, DoorObserver, Engine, GroupState, Phase } from '../scheduler/index.js'
+import type { ErrorCode } from '../errors.js'
 
 const PHASES: readonly Phase[] = ['WAITING', 'EXECUTING', 'RESET']
 
@@ -32,12 +33,26 @@ export interface MetricsOptions {
   defaultMetrics?: boolean
 }
 
-export interface Metrics {
+/** One release handed out by one door of this process. */
+export interface FanoutRecord {
+  round: number
+  door: DoorName
+  ms: number
+  delivered: number
+}
+
+/** Fan-outs remembered per group for the dashboard (GET /v1/groups/{g}/fanout). */
+const FANOUTS_KEPT = 200
+
+/** The doors report refusals and fan-outs here (DoorObserver); the engine reports nothing. */
+export interface Metrics extends DoorObserver {
   readonly registry: Registry
   /** The Prometheus text exposition, fresh group gauges included. */
   render (): Promise<{ contentType: string, body: string }>
   /** One HTTP request answered (or aborted), by route pattern. */
   observeHttp (route: string, method: string, status: number | string): void
+  /** The last fan-outs of a group in this process, newest first. */
+  fanouts (group: string): FanoutRecord[]
   /** A source of pending long-polls (the gateway); returns a function removing it. */
   addPendingSource (count: () => number): () => void
   /** Detach from the engine. */
@@ -91,11 +106,10 @@ export function createMetrics (opts: MetricsOptions): Metrics {
   const onRoundEnd = (s: { group: string, outcome: string }, local: boolean): void => {
     if (local) rounds.inc({ group: s.group, outcome: s.outcome })
   }
-  const onFanout = (door: string, _g: string, _r: number, seconds: number): void => { fanout.observe({ door }, seconds) }
-  const onRefused = (code: string, door: string): void => { refused.inc({ code, door }) }
   engine.on('roundEnd', onRoundEnd)
-  engine.on('fanout', onFanout)
-  engine.on('refused', onRefused)
+  const recent = new Map<string, FanoutRecord[]>()
+  const forget = (group: string): void => { recent.delete(group) }
+  engine.on('deleted', forget)
 
   function setGroups (states: GroupState[]): void {
     for (const g of groupGauges) g.reset()
@@ -123,6 +137,19 @@ export function createMetrics (opts: MetricsOptions): Metrics {
       const body = (await registry.metrics()).replace(/ Nan$/gm, ' NaN')
       return { contentType: registry.contentType, body }
     },
+    refused (code: ErrorCode, door: DoorName) {
+      refused.inc({ code, door })
+    },
+    fanout (door: DoorName, group: string, round: number, seconds: number, delivered: number) {
+      fanout.observe({ door }, seconds)
+      let list = recent.get(group)
+      if (list === undefined) recent.set(group, list = [])
+      list.push({ round, door, ms: Math.round(seconds * 1e6) / 1e3, delivered })
+      if (list.length > FANOUTS_KEPT) list.splice(0, list.length - FANOUTS_KEPT)
+    },
+    fanouts (group: string) {
+      return [...(recent.get(group) ?? [])].reverse()
+    },
     observeHttp (route, method, status) {
       http.inc({ route, method, status: String(status) })
     },
@@ -132,8 +159,7 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     },
     close () {
       engine.off('roundEnd', onRoundEnd)
-      engine.off('fanout', onFanout)
-      engine.off('refused', onRefused)
+      engine.off('deleted', forget)
     }
   }
 }

@@ -6,7 +6,7 @@
 //   redis/     the cluster store and bus: the same rules as Lua scripts in one shared Redis.
 //   mqtt/      the MQTT door: aedes hooks, topics, release fan-out, the retained state publisher.
 export { Engine, type EngineEvents, type EngineOptions } from './engine/engine.js'
-export { LocalBus, type Bus, type BusEvent, type BusHandler } from './engine/bus.js'
+export { LocalBus, LocalHub, type Bus, type BusEvent, type BusHandler } from './engine/bus.js'
 export type { GroupSnapshot, RoundsQuery, Store, TerminalOpOptions } from './engine/store.js'
 export { ActiveRelease } from './engine/release.js'
 export {
@@ -21,5 +21,6 @@ export { RedisBus, type RedisBusOptions } from './redis/bus.js'
 export { reconnect } from './redis/link.js'
 export { OP_SOURCES } from './redis/lua-ops.js'
 export { installSchedulerDoor, type MqttDoor, type MqttDoorOptions } from './mqtt/door.js'
+export type { DoorName, DoorObserver } from './mqtt/observer.js'
 export { Topics, topicMatches } from './mqtt/topics.js'
 export { StatePublisher } from './mqtt/state-publisher.js'

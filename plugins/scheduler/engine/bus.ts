@@ -1,29 +1,55 @@
-// How the outcome of a transition reaches every broker process. A release decided anywhere must
-// be delivered by each process to the participants connected to it (MQTT and HTTP alike); a round
-// end clears every process's copy of the release; a kick closes the terminal wherever it is.
-// In one process the bus is a direct call; cluster mode replaces it with Redis pub/sub.
+// How the outcome of a transition reaches the OTHER broker processes. The engine handles what its
+// own transitions caused directly; the bus carries those events to every other process, which
+// delivers a release to the participants connected to it (MQTT and HTTP alike), clears its copy
+// of the release at a round's end, and closes a kicked terminal wherever it is.
+//
+// Two implementations pass the same suite (test/bus-suite.ts): LocalBus, for processes that share
+// one store inside one Node process (tests, and the one-process broker, which has no peers), and
+// RedisBus, over Redis pub/sub, for the cluster. Neither hands a publisher its own events back.
 import type { StoreEvent } from './types.js'
 
 /** What a transition caused (a release, a round's end, a kick), or a group deleted. */
 export type BusEvent = StoreEvent | { type: 'deleted', group: string }
 
-/** `local` is true in the process whose transition caused the event. */
-export type BusHandler = (event: BusEvent, local: boolean) => void
+export type BusHandler = (event: BusEvent) => void
 
 export interface Bus {
   open (): Promise<void>
+  /** Tell every other process; never calls this bus's own handlers. */
   publish (event: BusEvent): void
+  /** Events published by the other processes. */
   subscribe (handler: BusHandler): void
   close (): Promise<void>
 }
 
+/**
+ * Buses joined in one Node process: what one publishes reaches every other bus of the same hub,
+ * synchronously. A broker on its own gets a hub of one (nobody else to tell).
+ */
+export class LocalHub {
+  readonly members = new Set<LocalBus>()
+
+  bus (): LocalBus {
+    return new LocalBus(this)
+  }
+}
+
 export class LocalBus implements Bus {
+  private readonly hub: LocalHub
   private handlers: BusHandler[] = []
 
-  async open (): Promise<void> {}
+  constructor (hub: LocalHub = new LocalHub()) {
+    this.hub = hub
+  }
+
+  async open (): Promise<void> {
+    this.hub.members.add(this)
+  }
 
   publish (event: BusEvent): void {
-    for (const h of this.handlers) h(event, true)
+    for (const bus of this.hub.members) {
+      if (bus !== this) bus.receive(event)
+    }
   }
 
   subscribe (handler: BusHandler): void {
@@ -31,6 +57,11 @@ export class LocalBus implements Bus {
   }
 
   async close (): Promise<void> {
+    this.hub.members.delete(this)
     this.handlers = []
+  }
+
+  private receive (event: BusEvent): void {
+    for (const h of this.handlers) h(event)
   }
 }

@@ -5,7 +5,7 @@
 // It knows nothing of MQTT or HTTP.
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import { RgError, type ErrorCode } from '../../errors.js'
+import { RgError } from '../../errors.js'
 import { LocalBus, type Bus, type BusEvent } from './bus.js'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
 import { ActiveRelease } from './release.js'
@@ -35,13 +35,7 @@ export interface EngineEvents {
   changed: [state: GroupState, phaseChanged: boolean]
   kick: [group: string, clientId: string]
   deleted: [group: string]
-  /** a door refused a message (for metrics) */
-  refused: [code: ErrorCode, door: Door]
-  /** a door finished handing a release to its participants in this process (for metrics) */
-  fanout: [door: Door, group: string, round: number, seconds: number, delivered: number]
 }
-
-export type Door = 'mqtt' | 'http'
 
 export class Engine extends EventEmitter<EngineEvents> {
   readonly store: Store
@@ -69,7 +63,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   async start (): Promise<void> {
-    this.bus.subscribe((ev, local) => this.onBus(ev, local))
+    this.bus.subscribe((ev) => this.onEvent(ev, false))
     await this.bus.open()
     await this.store.open()
     for (const [name, cfg] of Object.entries(this.opts.groups ?? {})) {
@@ -161,14 +155,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.active.values()
   }
 
-  noteRefused (code: ErrorCode, door: Door): void {
-    this.emit('refused', code, door)
-  }
-
-  noteFanout (door: Door, group: string, round: number, seconds: number, delivered: number): void {
-    this.emit('fanout', door, group, round, seconds, delivered)
-  }
-
   // --- operators and viewers ------------------------------------------------------------------
 
   async ctl (group: string, body: unknown): Promise<{ ok: true }> {
@@ -193,6 +179,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   async deleteGroup (group: string): Promise<void> {
     if (!await this.store.deleteGroup(this.group(group))) throw new RgError('unknown_group', `no group named ${group}`)
+    this.onEvent({ type: 'deleted', group }, true)
     this.bus.publish({ type: 'deleted', group })
   }
 
@@ -243,16 +230,34 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Everything a transition caused: events out on the bus, state changes, the next timer. */
   private apply (res: OpResult): OpResult {
     const s = res.state
-    for (const ev of res.events) this.bus.publish(ev)
+    for (const ev of res.events) {
+      this.onEvent(ev, true)
+      this.bus.publish(ev)
+    }
     const before = this.phases.get(s.group)
     const phaseChanged = before !== s.phase
     this.phases.set(s.group, s.phase)
-    if (res.changed || phaseChanged) this.emit('changed', s, phaseChanged)
+    if (res.changed || phaseChanged) this.notify('changed', s, phaseChanged)
     this.schedule(s.group, res.timing.resetUntil ?? res.timing.deadline)
     return res
   }
 
-  private onBus (ev: BusEvent, local: boolean): void {
+  /**
+   * Tell the listeners (the doors, metrics). The one place listener faults are isolated: a listener
+   * that throws is logged and the others still run; the transition that caused the event stands.
+   */
+  private notify<K extends keyof EngineEvents> (event: K, ...args: EngineEvents[K]): void {
+    for (const fn of this.rawListeners(event) as Array<(...a: EngineEvents[K]) => void>) {
+      try {
+        fn(...args)
+      } catch (err) {
+        this.log.error({ err, event }, 'an engine listener failed; the transition stands')
+      }
+    }
+  }
+
+  /** What a transition caused, here (`local`) or in another process of the cluster (from the bus). */
+  private onEvent (ev: BusEvent, local: boolean): void {
     switch (ev.type) {
       case 'released': {
         const rel = new ActiveRelease(ev.release)
@@ -260,7 +265,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (cur !== undefined && cur.round >= rel.round) return
         this.active.set(rel.group, rel)
         this.log.info({ group: rel.group, round: rel.round, participants: rel.size }, 'round released')
-        this.emit('release', rel)
+        this.notify('release', rel)
         break
       }
       case 'ended': {
@@ -270,18 +275,18 @@ export class Engine extends EventEmitter<EngineEvents> {
         if (local) {
           this.log.info({ group: s.group, round: s.round, outcome: s.outcome, done: s.done.length, dropped: s.dropped.length }, 'round ended')
         }
-        this.emit('roundEnd', s, local)
+        this.notify('roundEnd', s, local)
         break
       }
       case 'kicked':
-        this.emit('kick', ev.group, ev.clientId)
+        this.notify('kick', ev.group, ev.clientId)
         break
       case 'deleted':
         this.active.delete(ev.group)
         this.phases.delete(ev.group)
         this.holds.delete(ev.group)
         this.clearTimer(ev.group)
-        this.emit('deleted', ev.group)
+        this.notify('deleted', ev.group)
         break
     }
   }

@@ -1,8 +1,7 @@
 // The cluster-mode bus: what one process's transition caused (a release, a round's end, a kick, a
-// deleted group) reaches every roundgate process over Redis pub/sub. The publishing process calls
-// its own handlers synchronously first (`local` = true), without waiting for the round trip: the
-// release hot path never waits for Redis. Every other process gets the event from the channel
-// (`local` = false); a process ignores its own messages coming back.
+// deleted group) reaches every other roundgate process over Redis pub/sub. The publishing process
+// has already handled its own event (the engine does, before it publishes): the release hot path
+// never waits for Redis, and a process ignores its own messages coming back.
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Bus, BusEvent, BusHandler } from '../engine/bus.js'
@@ -47,7 +46,6 @@ export class RedisBus implements Bus {
   }
 
   publish (event: BusEvent): void {
-    for (const h of this.handlers) h(event, true)
     if (this.closed) return
     const env: Envelope = { o: this.origin, e: event }
     this.pub.publish(this.channel, JSON.stringify(env)).catch((err: Error) => {
@@ -76,12 +74,6 @@ export class RedisBus implements Bus {
       return
     }
     if (env.o === this.origin) return
-    for (const h of this.handlers) {
-      try {
-        h(env.e, false)
-      } catch (err) {
-        this.onError(err as Error)
-      }
-    }
+    for (const h of this.handlers) h(env.e)
   }
 }
