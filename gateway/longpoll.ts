@@ -66,11 +66,23 @@ export class LongPolls {
         w.ex.error(new RgError('unknown_group', `group ${group} was deleted`))
       }
     }
+    // a terminal that left (PROTOCOL 5): its pending poll is answered 204 at once, so the poll does
+    // not hold it online again
+    const onLeft = (group: string, clientId: string): void => {
+      const w = this.byGroup.get(group)?.get(clientId)
+      if (w !== undefined) this.expire([w], false)
+    }
     const engine = this.engine
     engine.on('release', onRelease)
     engine.on('kick', onKick)
+    engine.on('left', onLeft)
     engine.on('deleted', onDeleted)
-    this.listeners.push(() => { engine.off('release', onRelease); engine.off('kick', onKick); engine.off('deleted', onDeleted) })
+    this.listeners.push(() => {
+      engine.off('release', onRelease)
+      engine.off('kick', onKick)
+      engine.off('left', onLeft)
+      engine.off('deleted', onDeleted)
+    })
   }
 
   /** Pending polls right now. */

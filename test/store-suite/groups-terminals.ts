@@ -16,7 +16,7 @@ export function groupAndTerminalTests ({ test }: SuiteContext): void {
     t.equal(res.state.need, 3)
     t.equal(res.heartbeatMs, c.heartbeatMs)
     t.strictSame(res.events, [])
-    t.strictSame(res.timing, { resetUntil: null, deadline: null })
+    t.strictSame(res.timing, { wakeAt: null }, 'nothing to wake for')
     const snap = await store.getGroup('g')
     t.strictSame(snap?.config, c, 'the configuration comes back exactly, payload included')
     t.equal(snap?.release, null)
