@@ -38,8 +38,11 @@ const USAGE = `usage: npm run bench -- <${Object.keys(SCENARIOS).join('|')}> [--
   [--delays 0,20,50,100] [--clients C] [--seconds S] [--qos 0|1] [--bytes B] [--gens G] [--skip-compare] [--max-minutes M] [--json]
 (docs/benchmarks.md describes every scenario)`
 
-async function main (argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+/** Bad options: said in one line with the usage, exit status 2, no stack. */
+class UsageError extends Error {}
+
+function parse (argv: string[]) { // the options object types what parseArgs answers
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -59,6 +62,16 @@ async function main (argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
+}
+
+async function main (argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (err) {
+    throw new UsageError((err as Error).message) // an unknown option, a missing value
+  }
+  const { values, positionals } = parsed
   const name = positionals[0]
   const sc = name === undefined ? undefined : SCENARIOS[name]
   if (values.help || sc === undefined || positionals.length > 1) {
@@ -67,12 +80,12 @@ async function main (argv: string[]): Promise<number> {
   }
   const int = (v: string | undefined, d: number, what: string, min = 0, max = 1e6): number => {
     const x = v === undefined ? d : Number(v)
-    if (!Number.isInteger(x) || x < min || x > max) throw new Error(`--${what} must be a whole number from ${min} to ${max}`)
+    if (!Number.isInteger(x) || x < min || x > max) throw new UsageError(`--${what} must be a whole number from ${min} to ${max}`)
     return x
   }
   const door = values.door === 'mix' ? 'mixed' : values.door
-  if (door !== 'mqtt' && door !== 'http' && door !== 'mixed') throw new Error('--door must be mqtt, http or mixed')
-  if (values.store !== 'memory' && values.store !== 'sqlite') throw new Error('--store must be memory or sqlite')
+  if (door !== 'mqtt' && door !== 'http' && door !== 'mixed') throw new UsageError('--door must be mqtt, http or mixed')
+  if (values.store !== 'memory' && values.store !== 'sqlite') throw new UsageError('--store must be memory or sqlite')
   const delays = values.delays.split(',').map((d) => int(d.trim(), 0, 'delays (each)', 0, 60000))
   const o: Options = {
     // 15,000 terminals at most: the broker under test holds one descriptor each (20,000 open files
@@ -106,7 +119,8 @@ async function main (argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => { killAll(); process.exit(code) }, (err: Error) => {
-  process.stderr.write(`\nbench: ${err.stack ?? err.message}\n`)
+  if (err instanceof UsageError) process.stderr.write(`bench: ${err.message}\n${USAGE}\n`)
+  else process.stderr.write(`\nbench: ${err.stack ?? err.message}\n`)
   killAll()
-  process.exit(1)
+  process.exit(err instanceof UsageError ? 2 : 1)
 })
