@@ -1,6 +1,6 @@
 // startskew: how well a fleet can start together (issue 11 point 3). For each size (1,000 and
 // 10,000, or --n) and each startDelayMs (--delays, default 0,20,50,100), --rounds rounds of N MQTT
-// participants. Per round:
+// participants, after one warm-up round of the fresh broker that is not reported. Per round:
 //   - how many received their release before `startAt`: the receipt instant (CLOCK_MONOTONIC in
 //     the generator, when the release's last byte arrived) against startAt mapped to the same
 //     clock, and how many saw time left by their own reckoning (startAt > serverTime);
@@ -52,12 +52,13 @@ export async function startskew (o: Options): Promise<ScenarioResult> {
             'The scenario needs the group key startDelayMs and startAt/serverTime in every release; it measures nothing until they exist.'
           return { scenario: 'startskew', text, data: { available: false, reason: why } }
         }
-        const delayOf = (r: number): number => delays[Math.floor((r - 1) / o.rounds)]
+        // round 1 warms the fresh broker up (its first round is its slowest) and is not reported
+        const delayOf = (r: number): number => r === 1 ? delays[0] : delays[Math.floor((r - 2) / o.rounds)]
         const rs: RoundResult[] = await runRounds(fleet, {
           target: roundgateTarget([rg], GROUP, `roundgate, ${n}`),
           mqtt: n,
           http: 0,
-          rounds: delays.length * o.rounds,
+          rounds: 1 + delays.length * o.rounds,
           skew: true,
           beforeRound: async (r) => {
             const res = await fetch(`http://127.0.0.1:${rg.httpPort}/v1/groups/${GROUP}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ startDelayMs: delayOf(r) }) })
@@ -65,6 +66,7 @@ export async function startskew (o: Options): Promise<ScenarioResult> {
           }
         })
         rs.forEach((r, i) => {
+          if (i === 0) return // the warm-up
           const triples = r.skew ?? []
           if (triples.length < r.ms.length) throw new Error(`round ${r.round}: ${r.ms.length - triples.length} of ${r.ms.length} releases lack startAt or serverTime`)
           const s = skewOf(triples, r.epochMinusMonoNs, n)
