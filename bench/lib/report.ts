@@ -22,7 +22,7 @@ export function fmt (v: number | string | null | undefined, digits = 2): string 
   if (typeof v === 'string') return v
   if (!Number.isFinite(v)) return '-'
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US')
-  return v.toFixed(digits)
+  return Number.isInteger(v) ? String(v) : v.toFixed(digits)
 }
 
 export function table (title: string, head: string[], rows: Array<Array<string | number | null>>): string {
