@@ -56,6 +56,16 @@ async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
   return { store, bus: new LocalBus(), aedes: {}, available: () => true, close: async () => {} }
 }
 
+/** The package's version, for GET /v1/info (dist/broker/server.js → package.json). */
+function packageVersion (): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
+
 function readTlsFiles (cert: string, key: string): { cert: Buffer, key: Buffer } {
   try {
     return { cert: readFileSync(cert), key: readFileSync(key) }
@@ -169,7 +179,15 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
       ports.ws = await listen(s, settings.wsPort, host)
     }
     if (settings.httpPort !== 0) {
-      gateway = await startGateway({ engine, host, port: settings.httpPort, logger: log.child({ module: 'http' }), metrics })
+      gateway = await startGateway({
+        engine,
+        host,
+        port: settings.httpPort,
+        logger: log.child({ module: 'http' }),
+        metrics,
+        // authentication is not part of this build yet: every client may do what an admin may
+        info: { version: packageVersion(), wsPort: ports.ws, topicPrefix: settings.topicPrefix, auth: false }
+      })
       ports.http = gateway.port
     }
   } catch (err) {
