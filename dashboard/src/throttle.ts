@@ -26,14 +26,14 @@ export class Redraw {
   }
 }
 
-/** Run `fn` every `ms` while `active()`; a run that is still going delays the next (no pile-up). */
-export function every (ms: number, fn: () => Promise<void>): () => void {
+/** Run `fn` now and then `ms` after each run ends (no pile-up); the returned function stops it. */
+export function every (ms: number | (() => number), fn: () => Promise<void>): () => void {
   let stopped = false
   let timer = 0
   const loop = async (): Promise<void> => {
     if (stopped) return
     try { await fn() } catch (err) { console.error('roundgate dashboard: refresh failed', err) }
-    if (!stopped) timer = window.setTimeout(() => { void loop() }, ms)
+    if (!stopped) timer = window.setTimeout(() => { void loop() }, typeof ms === 'number' ? ms : ms())
   }
   void loop()
   return () => { stopped = true; window.clearTimeout(timer) }

@@ -15,7 +15,8 @@ import { RoundsList } from './rounds.js'
 import { TerminalView } from './terminal.js'
 import { TerminalsTable } from './terminals.js'
 
-const TERMINALS_EVERY_MS = 3000
+/** the terminals list is fetched again this long after the last answer: 3 s, longer for big groups */
+const terminalsEvery = (n: number): number => Math.min(15000, 3000 + n)
 const ROUNDS_KEPT = 200
 const EXTRA: Array<{ key: string, label: string, title?: string, value: (s: GroupState) => string }> = [
   { key: 'releasedAt', label: 'released', value: (s: GroupState) => time(s.releasedAt) },
@@ -50,6 +51,7 @@ export class GroupPage {
   private fanoutTimer = 0
   private stateDirty = false
   private roundsDirty = false
+  private terminalCount = 0
 
   constructor (private readonly o: GroupPageOptions) {
     const openTerminal = (id: string): void => { if (this.group !== null) o.navigate(`#/groups/${encodeURIComponent(this.group)}/terminals/${encodeURIComponent(id)}`) }
@@ -140,7 +142,7 @@ export class GroupPage {
     this.drawState()
     this.drawRounds()
     void this.loadAll(g)
-    this.stopRefresh = every(TERMINALS_EVERY_MS, async () => { if (!document.hidden) await this.loadTerminals(g) })
+    this.stopRefresh = every(() => terminalsEvery(this.terminalCount), async () => { if (!document.hidden) await this.loadTerminals(g) })
     this.ageTimer = window.setInterval(() => this.terminals.schedule(), 1000)
   }
 
@@ -192,7 +194,9 @@ export class GroupPage {
       const list = await this.o.api.get<Terminal[]>(groupPath(g, '/terminals'))
       if (g !== this.group) return
       this.terminals.unavailable(null)
-      this.terminals.setData(Array.isArray(list) ? list : [])
+      const terminals = Array.isArray(list) ? list : []
+      this.terminalCount = terminals.length
+      this.terminals.setData(terminals)
     } catch (err) {
       if (g === this.group) this.terminals.unavailable(errorText(err))
     }
