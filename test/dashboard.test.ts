@@ -219,6 +219,13 @@ void t.test('admin controls on the page act on the broker; a refused value is sh
   t.equal(await page.locator('.field-error[data-for="need"]').innerText(), '', 'and not next to the others')
   t.equal((await b.server.engine.getGroup('ops')).config.minOnlineRatio, 0.9, 'nothing was changed')
   await snap(page, 'controls')
+
+  // a deleted group leaves the list live (its retained state is cleared)
+  const del = await fetch(`${base}/v1/groups/ops`, { method: 'DELETE' })
+  await del.text()
+  t.equal(del.status, 200)
+  await page.locator('#groups tr[data-group="ops"]').waitFor({ state: 'detached', timeout: LIVE_MS })
+  t.pass('the deleted group left the list within a second')
   t.same(await problems(w, [404, 400]), [], 'no CSP violation, no script error (the refused PATCH was a 400)')
   await page.close()
 })

@@ -15,6 +15,8 @@ export interface LiveOptions {
   onState: (s: GroupState) => void
   onRound: (r: RoundSummary) => void
   onJob: (j: Job) => void
+  /** the retained state was cleared: the group was deleted */
+  onGone: (group: string) => void
   /** a status change, with a reason when it was lost or refused */
   onStatus: (status: LiveStatus, detail?: string) => void
   /** each (re)connection, once subscribed: the page refreshes what it may have missed */
@@ -78,7 +80,11 @@ export class Live {
     const o = this.opts
     if (!topic.startsWith(`${o.prefix}/`)) return
     const [group, kind, ...rest] = topic.slice(o.prefix.length + 1).split('/')
-    if (group === undefined || rest.length > 0 || payload.length === 0) return // an empty retained state: deleted
+    if (group === undefined || group === '' || rest.length > 0) return
+    if (payload.length === 0) {
+      if (kind === 'state') o.onGone(group) // the retained state is cleared when a group is deleted
+      return
+    }
     let value: unknown
     try {
       value = JSON.parse(decoder.decode(payload))

@@ -120,6 +120,7 @@ async function start (): Promise<void> {
     onState: putState,
     onRound: (r) => { group.onRound(r); redraw.request() },
     onJob: (j) => group.onJob(j),
+    onGone: (g) => { if (states.delete(g)) redraw.request() },
     onStatus: (status, detail) => {
       setConn(status, detail)
       if (status === 'connected') { everConnected = true; banner(null); return }

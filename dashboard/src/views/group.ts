@@ -52,6 +52,7 @@ export class GroupPage {
   private stateDirty = false
   private roundsDirty = false
   private terminalCount = 0
+  private terminalsAt = 0
 
   constructor (private readonly o: GroupPageOptions) {
     const openTerminal = (id: string): void => { if (this.group !== null) o.navigate(`#/groups/${encodeURIComponent(this.group)}/terminals/${encodeURIComponent(id)}`) }
@@ -118,9 +119,13 @@ export class GroupPage {
     if (r.group !== this.group) return
     this.roundList = [r, ...this.roundList.filter((x) => x.round !== r.round)].slice(0, ROUNDS_KEPT)
     this.roundsDirty = true
-    // the fan-out of this round is measured by now; fetch it once the burst of rounds settles
+    // the fan-out of this round is measured by now, and the terminals are no longer participating:
+    // fetch both once a burst of rounds settles (the terminals at most once a second)
     window.clearTimeout(this.fanoutTimer)
-    this.fanoutTimer = window.setTimeout(() => { void this.loadFanout(r.group) }, 300)
+    this.fanoutTimer = window.setTimeout(() => {
+      void this.loadFanout(r.group)
+      if (performance.now() - this.terminalsAt > 1000) void this.loadTerminals(r.group)
+    }, 300)
   }
 
   onJob (j: Job): void { this.jobs.onJob(j) }
@@ -190,6 +195,7 @@ export class GroupPage {
   }
 
   private async loadTerminals (g: string): Promise<void> {
+    this.terminalsAt = performance.now()
     try {
       const list = await this.o.api.get<Terminal[]>(groupPath(g, '/terminals'))
       if (g !== this.group) return
