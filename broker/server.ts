@@ -145,14 +145,15 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   refuseEmptyIdWithSession(broker, log)
   if (settings.redis !== null) refuseWhileUnavailable(broker, backend.available, log)
   limitPacketSize(broker, settings.maxPacketBytes)
+  const metrics = createMetrics({ engine, broker })
   const door = installSchedulerDoor(broker, {
     engine,
     topics: new Topics(settings.topicPrefix),
     logger: log.child({ module: 'mqtt' }),
-    maxMessageBytes: settings.maxMessageBytes
+    maxMessageBytes: settings.maxMessageBytes,
+    observer: metrics
   })
   await door.publishAllStates()
-  const metrics = createMetrics({ engine, broker })
 
   const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => { broker.handle(stream, req) }
   const servers: Array<NetServer | HttpServer> = []

@@ -97,7 +97,8 @@ void t.test('the page loads under its CSP, a group appears, and a round of real 
   await page.waitForSelector('#groups tr[data-group="demo"]', { timeout: 5000 })
   await shownWithin(page, 'three online', '#groups tr[data-group="demo"] td[data-field="online"]', '3', 3000)
   t.equal(await cell(page, 'demo', 'phase'), 'WAITING', 'the group appears, WAITING')
-  t.equal(await cell(page, 'demo', 'attempt'), '—', 'a field this server does not send shows —')
+  t.equal(await cell(page, 'demo', 'attempt'), '1', 'the attempt the next release carries')
+  t.equal(await cell(page, 'demo', 'nextTick'), '—', 'no schedule: no next tick')
 
   await page.click('#groups tr[data-group="demo"] a')
   await page.waitForSelector('#group-page:not([hidden])')
