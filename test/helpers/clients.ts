@@ -28,9 +28,11 @@ export interface Proc {
   status: (ms: number, what?: string) => Promise<number | null>
 }
 
-/** Start a process; it is killed at the end of the test if it is still running. */
-export function run (t: Test, cmd: string, args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Start a process (`env` overlays this one's); it is killed at the end of the test if it is still running. */
+export function run (t: Test, cmd: string, args: string[], env: Record<string, string | undefined> = {}): Proc {
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env }
+  for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k] // undefined removes a variable
+  const child = spawn(cmd, args, { cwd: ROOT, env: merged, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d })
