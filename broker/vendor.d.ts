@@ -8,3 +8,13 @@ declare module 'websocket-stream' {
   }
   export default websocketStream
 }
+
+// aedes-persistence-redis ships no types; aedes only needs the object it returns.
+declare module 'aedes-persistence-redis' {
+  import type { Redis } from 'ioredis'
+  const aedesPersistenceRedis: (opts: { conn: Redis, maxSessionDelivery?: number }) => {
+    destroy: (cb?: () => void) => unknown
+  }
+  export default aedesPersistenceRedis
+}
+
