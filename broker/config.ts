@@ -29,6 +29,10 @@ const settingsSchema = z.object({
   /** largest MQTT packet of any kind; a bigger one closes the connection */
   maxPacketBytes: z.number().int().min(1024).max(256 * 1024 * 1024),
   sweepMs: z.number().int().min(50).max(1000),
+  /** seconds between two publications of the $SYS/roundgate topics; 0 turns them off */
+  sysIntervalS: z.number().int().min(0).max(86400),
+  /** on SIGTERM, how long one process waits for executing rounds to end (not in cluster mode) */
+  stopGraceMs: z.number().int().min(0).max(3600000),
   groupDefaults: z.record(z.unknown()),
   groups: z.record(z.record(z.unknown()))
 }).strict()
@@ -54,6 +58,8 @@ export const DEFAULT_SETTINGS: Settings = {
   maxMessageBytes: 64 * 1024,
   maxPacketBytes: 1024 * 1024,
   sweepMs: 500,
+  sysIntervalS: 10,
+  stopGraceMs: 30000,
   groupDefaults: {},
   groups: {}
 }
@@ -78,7 +84,9 @@ export const FLAGS: Record<string, FlagDef> = {
   'auto-create-groups': { key: 'autoCreateGroups', kind: 'bool', help: 'create unknown groups on first use (default on)' },
   'topic-prefix': { key: 'topicPrefix', kind: 'string', help: 'first topic level(s) of every roundgate topic (default rg)' },
   'data-dir': { key: 'dataDir', kind: 'nullableString', help: 'where the in-memory store keeps its state file (default ./data; "" for none)' },
-  'log-level': { key: 'logLevel', kind: 'string', help: 'fatal, error, warn, info (default), debug, trace, silent' }
+  'log-level': { key: 'logLevel', kind: 'string', help: 'fatal, error, warn, info (default), debug, trace, silent' },
+  'sys-interval': { key: 'sysIntervalS', kind: 'int', help: 'seconds between $SYS/roundgate/... publications (default 10; 0 turns them off)' },
+  'stop-grace-ms': { key: 'stopGraceMs', kind: 'int', help: 'on SIGTERM, wait this long for executing rounds to end (default 30000; one process only)' }
 }
 
 export class ConfigError extends Error {

@@ -17,6 +17,8 @@ import { clusterParts } from './cluster.js'
 import { ConfigError, tlsPortOf, type Settings } from './config.js'
 import { isRgError } from '../plugins/errors.js'
 import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable } from '../plugins/mqtt-guards.js'
+import { installSys, type Sys } from '../plugins/sys/index.js'
+import { version } from './version.js'
 
 export interface Ports { mqtt: number, tls: number, ws: number, http: number }
 
@@ -26,6 +28,7 @@ export interface RunningServer {
   engine: Engine
   door: MqttDoor
   metrics: Metrics
+  sys: Sys
   gateway: Gateway | null
   ports: Ports
   close: () => Promise<void>
@@ -116,8 +119,21 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   })
   await door.publishAllStates()
   const metrics = createMetrics({ engine, broker })
+  // after every plugin that chains authorizeForward (auth), so refused messages are not counted
+  const sys = installSys(broker, {
+    engine,
+    intervalS: settings.sysIntervalS,
+    version: version(),
+    logger: log.child({ module: 'sys' }),
+    node: settings.redis !== null ? broker.id : null
+  })
 
-  const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => { broker.handle(stream, req) }
+  const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => {
+    // the TCP socket under the connection: the stream itself, or the WebSocket's request socket
+    const socket = (req?.socket ?? stream) as unknown as Parameters<Sys['track']>[0]
+    if (typeof socket.bytesRead === 'number') sys.track(socket)
+    broker.handle(stream, req)
+  }
   const servers: Array<NetServer | HttpServer> = []
   const ports: Ports = { mqtt: 0, tls: 0, ws: 0, http: 0 }
   const host = settings.host
@@ -147,6 +163,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   } catch (err) {
     for (const s of servers) s.close()
     await gateway?.close()
+    sys.close()
     metrics.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     await engine.stop()
@@ -161,6 +178,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
       const stopped = servers.map(closeServer) // stop accepting; open connections close below
       await gateway?.close() // pending long-polls are answered 503 before the store goes
       door.drain()
+      sys.close()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       await Promise.all(stopped)
       metrics.close()
@@ -170,6 +188,9 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     await closing
   }
 
+  if (settings.sysIntervalS > 0) {
+    sys.publishNow().catch((err) => log.warn({ err }, '$SYS topics not published at start'))
+  }
   log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
-  return { settings, broker, engine, door, metrics, gateway, ports, close }
+  return { settings, broker, engine, door, metrics, sys, gateway, ports, close }
 }
