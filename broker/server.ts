@@ -31,7 +31,14 @@ export interface RunningServer {
   sys: Sys
   gateway: Gateway | null
   ports: Ports
+  /** Shut down in order without losing state; at once, whatever executes. */
   close: () => Promise<void>
+  /**
+   * The graceful stop of SIGTERM. One process waits up to `graceMs` (stopGraceMs) for its
+   * executing rounds to end, releasing no new round meanwhile, then closes; in cluster mode it
+   * closes at once and the other processes carry the rounds (they are in Redis).
+   */
+  stop: (graceMs?: number) => Promise<void>
 }
 
 interface Backend {
@@ -188,9 +195,42 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     await closing
   }
 
+  const stop = async (graceMs = settings.stopGraceMs): Promise<void> => {
+    const active = engine.activeGroups()
+    if (settings.redis !== null) {
+      if (active.length > 0) log.info({ groups: active }, 'stopping: the other processes of the cluster carry the executing rounds')
+    } else if (active.length > 0 && graceMs > 0) {
+      engine.quiesce()
+      log.info({ groups: active, graceMs }, 'stopping: no new rounds; waiting for the executing rounds to end')
+      if (await roundsEnded(engine, graceMs)) log.info('the executing rounds ended')
+      else log.warn({ groups: engine.activeGroups(), graceMs }, 'stopping with rounds still executing: they go on after the next start')
+    }
+    await close()
+  }
+
   if (settings.sysIntervalS > 0) {
     sys.publishNow().catch((err) => log.warn({ err }, '$SYS topics not published at start'))
   }
   log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
-  return { settings, broker, engine, door, metrics, sys, gateway, ports, close }
+  return { settings, broker, engine, door, metrics, sys, gateway, ports, close, stop }
+}
+
+/** Resolves true once no group of this process is EXECUTING, false after `ms`. */
+async function roundsEnded (engine: Engine, ms: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve) => {
+    const check = (): void => {
+      if (engine.activeGroups().length > 0) return
+      finish(true)
+    }
+    const timer = setTimeout(() => finish(false), ms)
+    const finish = (ended: boolean): void => {
+      clearTimeout(timer)
+      engine.off('roundEnd', check)
+      engine.off('deleted', check)
+      resolve(ended)
+    }
+    engine.on('roundEnd', check)
+    engine.on('deleted', check)
+    check()
+  })
 }

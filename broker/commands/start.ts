@@ -67,7 +67,7 @@ async function start (cli: CommandLine): Promise<number> {
       }
       stopping = true
       log.info({ signal }, 'shutting down')
-      running.close().then(() => {
+      running.stop().then(() => {
         log.info('stopped')
         resolve(0)
       }, (err) => {

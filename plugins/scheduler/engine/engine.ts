@@ -58,6 +58,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** the sweep is failing (store unreachable): logged once when it starts and once when it ends */
   private sweepFailing = false
   private closed = false
+  /** quiesce(): no new rounds from this process (it is stopping) */
+  private quiescing = false
 
   constructor (opts: EngineOptions) {
     super()
@@ -105,27 +107,55 @@ export class Engine extends EventEmitter<EngineEvents> {
     await this.store.close()
   }
 
+  // --- stopping -------------------------------------------------------------------------------
+
+  /**
+   * Release no new round (a process about to stop, waiting for its executing rounds to end): from
+   * now on `ready` is refused `unavailable`, and so is every call on a group that is not
+   * EXECUTING; such groups are no longer ticked (no sweep, no end of RESET). Executing rounds go
+   * on: done, leave, dropouts and timeouts end them as usual. A group whose resetMs is 0 may still
+   * release in the very transition that ends its round (the store decides both at once).
+   */
+  quiesce (): void {
+    this.quiescing = true
+  }
+
+  /** Groups with a round executing (released and not ended, in any process of a cluster). */
+  activeGroups (): string[] {
+    return [...this.active.keys()]
+  }
+
+  private checkQuiet (group: string, what: string): void {
+    if (this.quiescing && (what === 'ready' || this.phases.get(group) !== 'EXECUTING')) {
+      throw new RgError('unavailable', `the broker is stopping: ${what} is refused until it is back (no new rounds)`)
+    }
+  }
+
   // --- terminals ------------------------------------------------------------------------------
 
   async heartbeat (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number, heartbeatMs: number }> {
+    this.checkQuiet(group, 'heartbeat')
     const input = parseHeartbeat(body)
     const res = this.apply(await this.store.heartbeat(this.group(group), checkClientId(clientId), input, this.createOpts()))
     return { phase: res.state.phase, round: res.state.round, heartbeatMs: res.heartbeatMs }
   }
 
   async ready (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number }> {
+    this.checkQuiet(group, 'ready')
     const input = parseHeartbeat(body)
     const res = this.apply(await this.store.ready(this.group(group), checkClientId(clientId), input, this.createOpts()))
     return { phase: res.state.phase, round: res.state.round }
   }
 
   async done (group: string, clientId: string, body: unknown): Promise<{ duplicate: boolean }> {
+    this.checkQuiet(group, 'done')
     const input = parseDone(body)
     const res = this.apply(await this.store.done(this.group(group), checkClientId(clientId), input))
     return { duplicate: res.duplicate === true }
   }
 
   async leave (group: string, clientId: string): Promise<Record<string, never>> {
+    this.checkQuiet(group, 'leave')
     this.apply(await this.store.leave(this.group(group), checkClientId(clientId)))
     return {}
   }
@@ -136,6 +166,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   async hold (group: string, clientId: string, body: unknown = {}): Promise<() => void> {
     const g = this.group(group)
+    this.checkQuiet(g, 'a release poll')
     const id = checkClientId(clientId)
     const input = parseHeartbeat(body)
     this.apply(await this.store.heartbeat(g, id, input, this.createOpts()))
@@ -173,12 +204,14 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   async ctl (group: string, body: unknown): Promise<{ ok: true }> {
     const op = parseCtl(body)
+    this.checkQuiet(group, `ctl ${op.op}`)
     this.apply(await this.store.ctl(this.group(group), op))
     return { ok: true }
   }
 
   /** PUT: the whole configuration; keys not given take the server's group defaults. */
   async putGroup (group: string, body: unknown): Promise<{ config: GroupConfig, state: GroupState }> {
+    this.checkQuiet(group, 'a configuration change')
     const cfg = mergeConfig(this.defaults, parsePartialConfig(asBody(body)))
     const res = this.apply(await this.store.putGroup(this.group(group), cfg))
     return { config: publicConfig(cfg), state: res.state }
@@ -186,12 +219,14 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** PATCH: only the keys given change. */
   async patchGroup (group: string, body: unknown): Promise<{ config: GroupConfig, state: GroupState }> {
+    this.checkQuiet(group, 'a configuration change')
     const patch = parsePartialConfig(asBody(body))
     this.apply(await this.store.ctl(this.group(group), { op: 'configure', config: patch }))
     return await this.getGroup(group)
   }
 
   async deleteGroup (group: string): Promise<void> {
+    this.checkQuiet(group, 'deleting a group')
     if (!await this.store.deleteGroup(this.group(group))) throw new RgError('unknown_group', `no group named ${group}`)
     this.bus.publish({ type: 'deleted', group })
   }
@@ -308,6 +343,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private async tick (group: string): Promise<void> {
     if (this.closed || this.ticking.has(group)) return
+    if (this.quiescing && this.phases.get(group) !== 'EXECUTING') return
     this.ticking.add(group)
     try {
       const held = this.holds.get(group)
