@@ -2,7 +2,8 @@
 // or with the node.conf drop-in (Node.js and an npm install). verify insists that ExecStart's
 // program exists, and this machine has no /usr/local/bin/roundgate: the copy verified here names
 // an executable file in a temporary folder instead, and the node of this test where the drop-in
-// says /usr/bin/node if that is elsewhere. Everything else is verified as shipped.
+// says /usr/bin/node if that is elsewhere. Everything else is verified as shipped. docs/deploy.md
+// holds the unit word for word, and its sed recipe for a cluster's template unit verifies clean.
 import { spawnSync } from 'node:child_process'
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -62,4 +63,26 @@ void t.test('the check can fail: a misspelt key and a missing program are report
   t.match(res.said, /NoNewPrivilege/, 'the misspelt key')
   t.match(res.said, /\/nonexistent\/node/, 'the program that is not there')
   t.not(res.status, 0)
+})
+
+void t.test('docs/deploy.md carries the unit as shipped, and its cluster template verifies clean too', async (t) => {
+  const doc = await readFile(join(ROOT, 'docs', 'deploy.md'), 'utf8')
+  const block = /```ini\n([\s\S]*?)```/.exec(doc)?.[1]
+  t.equal(block, unit, 'the page holds systemd/roundgate.service word for word (it can be followed with nothing but the binary)')
+
+  // the page's sed command, run as written, on the stand-in unit
+  const sed = /sed -e [\s\S]*?\/etc\/systemd\/system\/roundgate\.service > \/etc\/systemd\/system\/roundgate@\.service/.exec(doc)?.[0]
+  t.ok(sed !== undefined, 'the page makes roundgate@.service with sed')
+  const where = join(dir, 'template')
+  await mkdir(where, { recursive: true })
+  await writeFile(join(where, 'roundgate.service'), withStandIn(unit))
+  const script = (sed ?? '').replace('/etc/systemd/system/roundgate.service', join(where, 'roundgate.service'))
+    .replace('/etc/systemd/system/roundgate@.service', join(where, 'roundgate@.service'))
+  const made = spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8' })
+  t.equal(made.status, 0, 'the sed command runs', { stderr: made.stderr })
+  const template = await readFile(join(where, 'roundgate@.service'), 'utf8')
+  t.match(template, /^EnvironmentFile=\/etc\/default\/roundgate-%i$/m)
+  t.match(template, /^Environment=ROUNDGATE_DATA_DIR=\/var\/lib\/roundgate-%i$/m)
+  const res = spawnSync(ANALYZE, ['verify', '--man=no', join(where, 'roundgate@1.service')], { encoding: 'utf8', cwd: where })
+  t.equal(`${res.stdout}${res.stderr}`.trim(), '', 'roundgate@1.service: no complaint')
 })
