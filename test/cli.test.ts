@@ -217,6 +217,8 @@ void t.test('a round survives a restart: rounds never go backwards, the state is
   await x2.publishAsync('rg/g/ready/x', '{}', { qos: 1 })
   const release2 = await inbox2.next('rg/g/release', 5000)
   t.ok(release2.json.round > r1, `the next round (${release2.json.round}) is above ${r1}`)
+  // done, so that SIGTERM finds no round executing (else it waits stopGraceMs for it to end)
+  await x2.publishAsync('rg/g/done/x', JSON.stringify({ round: release2.json.round }), { qos: 1 })
   await x2.endAsync()
   await viewer.endAsync()
   t.equal(await stop(second, 'second process exit'), 0)
