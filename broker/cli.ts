@@ -1,88 +1,45 @@
-// `roundgate <command>`: start (the broker), help, version. The auth tools (passwd, token) join
-// this table in their own issue.
-import { readFileSync } from 'node:fs'
-import { ConfigError, flagHelp, loadSettings } from './config.js'
-import { createLogger } from './log.js'
-import { startServer } from './server.js'
+// `roundgate <command>`: the CLI, with commander. Each command lives in broker/commands/<name>.ts
+// and exports register(program); adding one is a line in COMMANDS. The start flags come from the
+// FLAGS table of broker/config.ts.
+import { Command, CommanderError } from 'commander'
+import * as checkConfig from './commands/check-config.js'
+import * as start from './commands/start.js'
+import * as status from './commands/status.js'
+import * as versionCommand from './commands/version.js'
+import { flagHelp } from './config.js'
+import { version } from './version.js'
 
-const USAGE = `usage: roundgate <command> [flags]
+/** The commands, in the order `roundgate --help` lists them. */
+const COMMANDS: Array<{ register: (program: Command) => void }> = [start, checkConfig, status, versionCommand]
 
-commands:
-  start       run the broker (MQTT, MQTT over WebSocket/TLS, HTTP gateway)
-  version     print the version
-  help        this text
-
-flags of start (each also as ROUNDGATE_<FLAG>, e.g. ROUNDGATE_MQTT_PORT=1884):
-${flagHelp()}
-`
-
-function version (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-  return pkg.version
+export function buildProgram (): Command {
+  const program = new Command('roundgate')
+    .description('a self-hosted MQTT broker with a round scheduler built in')
+    .version(version(), '-V, --version', 'print the version number alone')
+    .showHelpAfterError('(roundgate <command> --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(`roundgate: ${text}`) })
+    .addHelpText('after', `\nflags of start (each also as ROUNDGATE_<FLAG>, e.g. ROUNDGATE_MQTT_PORT=1884):\n${flagHelp()}`)
+  for (const c of COMMANDS) c.register(program)
+  // errors and --help come back to main() as CommanderError instead of ending the process
+  program.exitOverride()
+  for (const c of program.commands) c.exitOverride()
+  return program
 }
 
-async function start (argv: string[]): Promise<number> {
-  let settings
+/** Run the CLI; resolves with the exit status (2 for a usage error, as before commander). */
+export async function main (argv: string[]): Promise<number> {
+  process.exitCode = undefined
+  const program = buildProgram()
+  if (argv.length === 0) {
+    process.stdout.write(program.helpInformation())
+    return 2
+  }
   try {
-    settings = loadSettings(argv)
+    await program.parseAsync(argv, { from: 'user' })
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`roundgate: ${err.message}\n`)
-      return 2
-    }
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
     throw err
   }
-  const log = createLogger(settings.logLevel)
-  let server
-  try {
-    server = await startServer(settings, log)
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      log.fatal(err.message)
-      process.stderr.write(`roundgate: ${err.message}\n`)
-      return 2
-    }
-    // Anything else (an unreadable state file, a store that will not open): one line for the
-    // operator, the stack in the log, and an exit status rather than a hang on open handles.
-    log.fatal({ err }, 'cannot start')
-    process.stderr.write(`roundgate: cannot start: ${err instanceof Error ? err.message : String(err)}\n`)
-    return 1
-  }
-  const running = server
-  return await new Promise<number>((resolve) => {
-    let stopping = false
-    const stop = (signal: string): void => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting at once')
-        process.exit(1)
-      }
-      stopping = true
-      log.info({ signal }, 'shutting down')
-      running.close().then(() => {
-        log.info('stopped')
-        resolve(0)
-      }, (err) => {
-        log.error({ err }, 'shutdown failed')
-        resolve(1)
-      })
-    }
-    process.on('SIGTERM', () => stop('SIGTERM'))
-    process.on('SIGINT', () => stop('SIGINT'))
-  })
-}
-
-export async function main (argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  switch (command) {
-    case 'start': return await start(rest)
-    case 'version': case '--version': case '-v':
-      process.stdout.write(`${version()}\n`)
-      return 0
-    case undefined: case 'help': case '--help': case '-h':
-      process.stdout.write(USAGE)
-      return command === undefined ? 2 : 0
-    default:
-      process.stderr.write(`roundgate: unknown command "${command}"\n\n${USAGE}`)
-      return 2
-  }
+  const code = process.exitCode
+  return typeof code === 'number' ? code : 0
 }

@@ -4,19 +4,13 @@
 //  - the Redis store keeps every group's round state, changed only by Lua scripts;
 //  - the Redis bus tells every process about releases, round ends, kicks and deleted groups.
 // docs/cluster.md describes the keys, the guarantees and how to run it.
-import { createRequire } from 'node:module'
+import aedesPersistenceRedis from 'aedes-persistence-redis'
 import { Redis, type RedisOptions } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
 import { type Bus, reconnect, RedisBus, RedisStore, type Store } from '../plugins/scheduler/index.js'
 import { ConfigError } from './config.js'
 import { onMqEmitterError } from '../plugins/internals.js'
-
-const require = createRequire(import.meta.url)
-// aedes-persistence-redis ships no types; aedes only needs the object it returns.
-const aedesPersistenceRedis = require('aedes-persistence-redis') as (opts: { conn: Redis, maxSessionDelivery?: number }) => {
-  destroy: (cb?: () => void) => unknown
-}
 
 export interface ClusterOptions {
   historyLimit?: number

@@ -29,6 +29,10 @@ const settingsSchema = z.object({
   /** largest MQTT packet of any kind; a bigger one closes the connection */
   maxPacketBytes: z.number().int().min(1024).max(256 * 1024 * 1024),
   sweepMs: z.number().int().min(50).max(1000),
+  /** seconds between two publications of the $SYS/roundgate topics; 0 turns them off */
+  sysIntervalS: z.number().int().min(0).max(86400),
+  /** on SIGTERM, how long one process waits for executing rounds to end (not in cluster mode) */
+  stopGraceMs: z.number().int().min(0).max(3600000),
   groupDefaults: z.record(z.unknown()),
   groups: z.record(z.record(z.unknown()))
 }).strict()
@@ -54,14 +58,21 @@ export const DEFAULT_SETTINGS: Settings = {
   maxMessageBytes: 64 * 1024,
   maxPacketBytes: 1024 * 1024,
   sweepMs: 500,
+  sysIntervalS: 10,
+  stopGraceMs: 30000,
   groupDefaults: {},
   groups: {}
 }
 
 type Kind = 'string' | 'int' | 'bool' | 'nullableString'
 
-/** Every command-line flag, its setting and how its text is read. ROUNDGATE_<FLAG> mirrors each. */
-const FLAGS: Record<string, { key: keyof Settings, kind: Kind, help: string }> = {
+export interface FlagDef { key: keyof Settings, kind: Kind, help: string }
+
+/**
+ * Every command-line flag of `start`, its setting and how its text is read; ROUNDGATE_<FLAG> mirrors
+ * each. The one table of start flags: the CLI (broker/commands/start.ts) builds its options from it.
+ */
+export const FLAGS: Record<string, FlagDef> = {
   host: { key: 'host', kind: 'string', help: 'address every listener binds (default 127.0.0.1)' },
   'mqtt-port': { key: 'mqttPort', kind: 'int', help: 'MQTT over TCP (default 1883; 0 turns it off)' },
   'http-port': { key: 'httpPort', kind: 'int', help: 'HTTP gateway (default 8080; 0 turns it off)' },
@@ -73,7 +84,9 @@ const FLAGS: Record<string, { key: keyof Settings, kind: Kind, help: string }> =
   'auto-create-groups': { key: 'autoCreateGroups', kind: 'bool', help: 'create unknown groups on first use (default on)' },
   'topic-prefix': { key: 'topicPrefix', kind: 'string', help: 'first topic level(s) of every roundgate topic (default rg)' },
   'data-dir': { key: 'dataDir', kind: 'nullableString', help: 'where the in-memory store keeps its state file (default ./data; "" for none)' },
-  'log-level': { key: 'logLevel', kind: 'string', help: 'fatal, error, warn, info (default), debug, trace, silent' }
+  'log-level': { key: 'logLevel', kind: 'string', help: 'fatal, error, warn, info (default), debug, trace, silent' },
+  'sys-interval': { key: 'sysIntervalS', kind: 'int', help: 'seconds between $SYS/roundgate/... publications (default 10; 0 turns them off)' },
+  'stop-grace-ms': { key: 'stopGraceMs', kind: 'int', help: 'on SIGTERM, wait this long for executing rounds to end (default 30000; one process only)' }
 }
 
 export class ConfigError extends Error {
@@ -83,6 +96,11 @@ export class ConfigError extends Error {
 export function flagHelp (): string {
   const rows = Object.entries(FLAGS).map(([f, d]) => `  --${f.padEnd(20)} ${d.help}`)
   return [...rows, `  --${'no-auto-create-groups'.padEnd(20)} refuse unknown groups`, `  --${'config FILE'.padEnd(20)} JSON configuration file`].join('\n')
+}
+
+/** The ROUNDGATE_<FLAG> variable of a flag. */
+export function envName (flag: string): string {
+  return `ROUNDGATE_${flag.toUpperCase().replace(/-/g, '_')}`
 }
 
 function convert (flag: string, kind: Kind, text: string, source: string): unknown {
@@ -118,27 +136,47 @@ function readFile (path: string): Record<string, unknown> {
   }
 }
 
-/** Group configurations (PROTOCOL section 2) are checked where they are read, so errors name the file. */
-function checkGroupConfigs (source: string, data: { groupDefaults?: Record<string, unknown>, groups?: Record<string, Record<string, unknown>> }): void {
+/** One source of settings: where it comes from, its values, and what the operator called each there. */
+interface Layer { source: string, values: Record<string, unknown>, names: Record<string, string> }
+
+/** Everything wrong with one layer, one line per setting or group (none: it is good). */
+function layerProblems (layer: Layer): { data: Partial<Settings>, problems: string[] } {
+  const { source, values, names } = layer
+  const problems: string[] = []
+  const res = settingsSchema.partial().safeParse(values)
+  if (!res.success) {
+    for (const i of res.error.issues) {
+      problems.push(i.code === 'unrecognized_keys'
+        ? `${source}: unknown setting(s) ${i.keys.join(', ')}`
+        : `${source}: ${[names[String(i.path[0])] ?? i.path[0], ...i.path.slice(1)].join('.')}: ${i.message}`)
+    }
+  }
+  // Group configurations (PROTOCOL section 2) are checked here, so errors name the file; also
+  // when other settings are bad, so that check-config names every problem at once.
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
   const check = (where: string, cfg: unknown): void => {
+    if (!isObject(cfg)) return // the schema above said so
     try {
       parsePartialConfig(cfg)
     } catch (err) {
-      throw new ConfigError(`${source}: ${where}: ${(err as Error).message}`)
+      problems.push(`${source}: ${where}: ${(err as Error).message}`)
     }
   }
-  if (data.groupDefaults !== undefined) check('groupDefaults', data.groupDefaults)
-  for (const [name, cfg] of Object.entries(data.groups ?? {})) {
-    if (!GROUP_NAME.test(name)) throw new ConfigError(`${source}: groups: "${name}" is not a valid group name (1-64 characters of A-Z a-z 0-9 _ . -)`)
-    check(`groups.${name}`, cfg)
+  check('groupDefaults', values.groupDefaults)
+  if (isObject(values.groups)) {
+    for (const [name, cfg] of Object.entries(values.groups)) {
+      if (!GROUP_NAME.test(name)) problems.push(`${source}: groups: "${name}" is not a valid group name (1-64 characters of A-Z a-z 0-9 _ . -)`)
+      else check(`groups.${name}`, cfg)
+    }
   }
+  return { data: res.success ? res.data : {}, problems }
 }
 
-/**
- * Settings from argv (without the command word), the environment and the file named by
- * --config / ROUNDGATE_CONFIG. Throws ConfigError with a message fit for the operator.
- */
-export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.env): Settings {
+/** The command line of `start` as flag name → value (`--no-x` as x: false); `config` names the file. */
+export type CommandLine = Record<string, string | boolean | undefined>
+
+/** Read argv (without the command word) with node:util parseArgs. */
+export function parseCommandLine (argv: string[]): CommandLine {
   // `--no-<flag>` is declared, not left to parseArgs' allowNegative: Node 20 has that only from 20.16.
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } }
   for (const [flag, d] of Object.entries(FLAGS)) {
@@ -151,32 +189,50 @@ export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.e
   } catch (err) {
     throw new ConfigError(`command line: ${(err as Error).message}\nflags:\n${flagHelp()}`)
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>
+  const values = parsed.values
   for (const token of parsed.tokens) { // the last of --flag / --no-flag wins
     if (token.kind !== 'option') continue
     const plain = token.name.replace(/^no-/, '')
-    if (FLAGS[plain]?.kind === 'bool') values[plain] = plain === token.name
+    if (FLAGS[plain]?.kind === 'bool') {
+      values[plain] = plain === token.name
+      delete values[`no-${plain}`]
+    }
   }
+  return values
+}
 
-  // Each layer: where it comes from, its values, and what the operator called each setting there.
-  const layers: Array<{ source: string, values: Record<string, unknown>, names: Record<string, string> }> = []
-  const file = (values.config as string | undefined) ?? env.ROUNDGATE_CONFIG
-  if (file !== undefined && file !== '') layers.push({ source: `configuration file ${file}`, values: readFile(file), names: {} })
+/** The layers in order of weight: file, environment, command line. Problems are collected, not thrown. */
+function layersOf (cli: CommandLine, env: NodeJS.ProcessEnv, problems: string[]): Layer[] {
+  const layers: Layer[] = []
+  const file = (cli.config as string | undefined) ?? env.ROUNDGATE_CONFIG
+  if (file !== undefined && file !== '') {
+    try {
+      layers.push({ source: `configuration file ${file}`, values: readFile(file), names: {} })
+    } catch (err) {
+      problems.push((err as Error).message)
+    }
+  }
+  const attempt = (fn: () => void): void => {
+    try { fn() } catch (err) { problems.push((err as Error).message) }
+  }
 
   const fromEnv: Record<string, unknown> = {}
   const envNames: Record<string, string> = {}
   for (const [flag, d] of Object.entries(FLAGS)) {
-    const name = `ROUNDGATE_${flag.toUpperCase().replace(/-/g, '_')}`
+    const name = envName(flag)
     const text = env[name]
     if (text !== undefined) {
-      fromEnv[d.key] = convert(flag, d.kind, text, `environment ${name}`)
+      attempt(() => { fromEnv[d.key] = convert(flag, d.kind, text, `environment ${name}`) })
       envNames[d.key] = `${name} (${d.key})`
     }
     const negated = `ROUNDGATE_NO_${name.slice('ROUNDGATE_'.length)}`
-    if (d.kind === 'bool' && env[negated] !== undefined) {
-      const v = !(convert(`no-${flag}`, d.kind, env[negated], `environment ${negated}`) as boolean)
-      if (text !== undefined && fromEnv[d.key] !== v) throw new ConfigError(`environment: ${name} and ${negated} disagree`)
-      fromEnv[d.key] = v
+    const negText = env[negated]
+    if (d.kind === 'bool' && negText !== undefined) {
+      attempt(() => {
+        const v = !(convert(`no-${flag}`, d.kind, negText, `environment ${negated}`) as boolean)
+        if (text !== undefined && fromEnv[d.key] !== v) throw new ConfigError(`environment: ${name} and ${negated} disagree`)
+        fromEnv[d.key] = v
+      })
       envNames[d.key] = `${negated} (${d.key})`
     }
   }
@@ -185,37 +241,65 @@ export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.e
   const fromFlags: Record<string, unknown> = {}
   const flagNames: Record<string, string> = {}
   for (const [flag, d] of Object.entries(FLAGS)) {
-    const v = values[flag]
+    const v = cli[flag]
     if (v === undefined) continue
-    fromFlags[d.key] = typeof v === 'boolean' ? v : convert(flag, d.kind, v, 'command line')
+    attempt(() => { fromFlags[d.key] = typeof v === 'boolean' ? v : convert(flag, d.kind, v, 'command line') })
     flagNames[d.key] = `--${flag} (${d.key})`
   }
   layers.push({ source: 'command line', values: fromFlags, names: flagNames })
+  return layers
+}
 
+/** Merge the layers; every problem found, with the settings when there is none. */
+function resolve (cli: CommandLine, env: NodeJS.ProcessEnv, stopAtFirst: boolean): { settings: Settings | null, problems: string[] } {
+  const problems: string[] = []
+  const stop = (): boolean => stopAtFirst && problems.length > 0
+  const layers = layersOf(cli, env, problems)
+  if (stop()) return { settings: null, problems }
   let merged: Record<string, unknown> = { ...DEFAULT_SETTINGS }
   const origin: Partial<Record<keyof Settings, string>> = {}
-  for (const { source, values: layer, names } of layers) {
-    const res = settingsSchema.partial().safeParse(layer)
-    if (!res.success) {
-      const msg = res.error.issues.map((i) => i.code === 'unrecognized_keys'
-        ? `unknown setting(s) ${i.keys.join(', ')}`
-        : `${[names[String(i.path[0])] ?? i.path[0], ...i.path.slice(1)].join('.')}: ${i.message}`).join('; ')
-      throw new ConfigError(`${source}: ${msg}`)
+  for (const layer of layers) {
+    const checked = layerProblems(layer)
+    if (checked.problems.length > 0) {
+      // one message per layer, as the operator wrote it there
+      problems.push(stopAtFirst ? checked.problems.join('; ') : checked.problems.join('\n'))
+      if (stop()) return { settings: null, problems }
+      continue
     }
-    checkGroupConfigs(source, res.data)
-    merged = { ...merged, ...res.data }
-    for (const key of Object.keys(res.data) as Array<keyof Settings>) origin[key] = source
+    merged = { ...merged, ...checked.data }
+    for (const key of Object.keys(checked.data) as Array<keyof Settings>) origin[key] = layer.source
   }
+  if (problems.length > 0) return { settings: null, problems: problems.flatMap((p) => p.split('\n')) }
   const settings = settingsSchema.parse(merged)
   if ((settings.tlsCert === null) !== (settings.tlsKey === null)) {
     const [given, missing] = settings.tlsCert !== null ? ['tls-cert', 'tls-key'] : ['tls-key', 'tls-cert']
     const from = origin[settings.tlsCert !== null ? 'tlsCert' : 'tlsKey'] ?? 'defaults'
-    throw new ConfigError(`${from}: --${given} is given without --${missing}: MQTT over TLS needs both`)
+    problems.push(`${from}: --${given} is given without --${missing}: MQTT over TLS needs both`)
   }
   if (settings.tlsCert === null && settings.tlsPort !== null && settings.tlsPort !== 0) {
-    throw new ConfigError(`${origin.tlsPort ?? 'defaults'}: --tls-port needs --tls-cert and --tls-key`)
+    problems.push(`${origin.tlsPort ?? 'defaults'}: --tls-port needs --tls-cert and --tls-key`)
   }
+  return { settings: problems.length > 0 ? null : settings, problems }
+}
+
+/** Settings from a parsed command line and the environment. Throws ConfigError fit for the operator. */
+export function settingsFrom (cli: CommandLine, env: NodeJS.ProcessEnv = process.env): Settings {
+  const { settings, problems } = resolve(cli, env, true)
+  if (settings === null) throw new ConfigError(problems[0])
   return settings
+}
+
+/**
+ * Settings from argv (without the command word), the environment and the file named by
+ * --config / ROUNDGATE_CONFIG. Throws ConfigError with a message fit for the operator.
+ */
+export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.env): Settings {
+  return settingsFrom(parseCommandLine(argv), env)
+}
+
+/** `check-config`: the settings a start would use with this file and environment, or every problem. */
+export function checkSettings (file: string, env: NodeJS.ProcessEnv = process.env): { settings: Settings | null, problems: string[] } {
+  return resolve({ config: file }, env, false)
 }
 
 /** The TLS port in force: 8883 by default when certificates are given, off otherwise. */

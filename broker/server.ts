@@ -17,6 +17,8 @@ import { clusterParts } from './cluster.js'
 import { ConfigError, tlsPortOf, type Settings } from './config.js'
 import { isRgError } from '../plugins/errors.js'
 import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable } from '../plugins/mqtt-guards.js'
+import { installSys, type Sys } from '../plugins/sys/index.js'
+import { version } from './version.js'
 
 export interface Ports { mqtt: number, tls: number, ws: number, http: number }
 
@@ -26,9 +28,17 @@ export interface RunningServer {
   engine: Engine
   door: MqttDoor
   metrics: Metrics
+  sys: Sys
   gateway: Gateway | null
   ports: Ports
+  /** Shut down in order without losing state; at once, whatever executes. */
   close: () => Promise<void>
+  /**
+   * The graceful stop of SIGTERM. One process waits up to `graceMs` (stopGraceMs) for its
+   * executing rounds to end, releasing no new round meanwhile, then closes; in cluster mode it
+   * closes at once and the other processes carry the rounds (they are in Redis).
+   */
+  stop: (graceMs?: number) => Promise<void>
 }
 
 interface Backend {
@@ -146,16 +156,37 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   if (settings.redis !== null) refuseWhileUnavailable(broker, backend.available, log)
   limitPacketSize(broker, settings.maxPacketBytes)
   const metrics = createMetrics({ engine, broker })
+  let sys: Sys | null = null
   const door = installSchedulerDoor(broker, {
     engine,
     topics: new Topics(settings.topicPrefix),
     logger: log.child({ module: 'mqtt' }),
     maxMessageBytes: settings.maxMessageBytes,
-    observer: metrics
+    // the door's refusals and fan-outs: to the metrics, and the releases written to $SYS's counts
+    observer: {
+      refused: (code, door) => metrics.refused(code, door),
+      fanout: (door, group, round, seconds, delivered) => {
+        metrics.fanout(door, group, round, seconds, delivered)
+        sys?.releasesSent(delivered)
+      }
+    }
   })
   await door.publishAllStates()
+  // after every plugin that chains authorizeForward (auth), so refused messages are not counted
+  sys = installSys(broker, {
+    engine,
+    intervalS: settings.sysIntervalS,
+    version: version(),
+    logger: log.child({ module: 'sys' }),
+    node: settings.redis !== null ? broker.id : null
+  })
 
-  const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => { broker.handle(stream, req) }
+  const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => {
+    // the TCP socket under the connection: the stream itself, or the WebSocket's request socket
+    const socket = (req?.socket ?? stream) as unknown as Parameters<Sys['track']>[0]
+    if (typeof socket.bytesRead === 'number') sys.track(socket)
+    broker.handle(stream, req)
+  }
   const servers: Array<NetServer | HttpServer> = []
   const ports: Ports = { mqtt: 0, tls: 0, ws: 0, http: 0 }
   const host = settings.host
@@ -195,6 +226,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     for (const s of servers) s.close()
     wss?.close()
     await gateway?.close()
+    sys.close()
     metrics.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     await engine.stop()
@@ -210,6 +242,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
       wss?.close()
       await gateway?.close() // pending long-polls are answered 503 before the store goes
       door.drain()
+      sys.close()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       await Promise.all(stopped)
       metrics.close()
@@ -219,6 +252,42 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     await closing
   }
 
+  const stop = async (graceMs = settings.stopGraceMs): Promise<void> => {
+    const active = engine.activeGroups()
+    if (settings.redis !== null) {
+      if (active.length > 0) log.info({ groups: active }, 'stopping: the other processes of the cluster carry the executing rounds')
+    } else if (active.length > 0 && graceMs > 0) {
+      engine.quiesce()
+      log.info({ groups: active, graceMs }, 'stopping: no new rounds; waiting for the executing rounds to end')
+      if (await roundsEnded(engine, graceMs)) log.info('the executing rounds ended')
+      else log.warn({ groups: engine.activeGroups(), graceMs }, 'stopping with rounds still executing: they go on after the next start')
+    }
+    await close()
+  }
+
+  if (settings.sysIntervalS > 0) {
+    sys.publishNow().catch((err) => log.warn({ err }, '$SYS topics not published at start'))
+  }
   log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
-  return { settings, broker, engine, door, metrics, gateway, ports, close }
+  return { settings, broker, engine, door, metrics, sys, gateway, ports, close, stop }
+}
+
+/** Resolves true once no group of this process is EXECUTING, false after `ms`. */
+async function roundsEnded (engine: Engine, ms: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve) => {
+    const check = (): void => {
+      if (engine.activeGroups().length > 0) return
+      finish(true)
+    }
+    const timer = setTimeout(() => finish(false), ms)
+    const finish = (ended: boolean): void => {
+      clearTimeout(timer)
+      engine.off('roundEnd', check)
+      engine.off('deleted', check)
+      resolve(ended)
+    }
+    engine.on('roundEnd', check)
+    engine.on('deleted', check)
+    check()
+  })
 }

@@ -140,11 +140,20 @@ void t.test('a port already taken exits with status 2 and a message', async (t) 
   t.match(p.stderr(), /EADDRINUSE|listen/, p.stderr())
 })
 
-void t.test('version prints package.json version; help exits 0', async (t) => {
+void t.test('version prints package.json version, Node and the native parts; help exits 0', async (t) => {
   const p = run(t, ['version'])
   const { code } = await within(p.exited, 15000, 'exit')
   t.equal(code, 0)
-  t.equal(p.stdout().trim(), PKG.version)
+  const lines = p.stdout().trim().split('\n')
+  t.equal(lines[0], `roundgate ${PKG.version}`)
+  t.equal(lines[1], `node ${process.version} (linux x64, ABI ${process.versions.modules})`)
+  t.equal(lines[2], 'uws native', 'the µWS binary loads here (Debian 12, Node 20)')
+  t.match(lines[3], /^sqlite 3\.\d+\.\d+ \(better-sqlite3, native\)$/)
+  t.equal(lines[4], 'single executable: no')
+
+  const bare = run(t, ['--version'])
+  t.equal((await within(bare.exited, 15000, 'exit')).code, 0)
+  t.equal(bare.stdout().trim(), PKG.version, '--version prints the version alone')
 
   const h = run(t, ['help'])
   t.equal((await within(h.exited, 15000, 'exit')).code, 0)
@@ -208,6 +217,8 @@ void t.test('a round survives a restart: rounds never go backwards, the state is
   await x2.publishAsync('rg/g/ready/x', '{}', { qos: 1 })
   const release2 = await inbox2.next('rg/g/release', 5000)
   t.ok(release2.json.round > r1, `the next round (${release2.json.round}) is above ${r1}`)
+  // done, so that SIGTERM finds no round executing (else it waits stopGraceMs for it to end)
+  await x2.publishAsync('rg/g/done/x', JSON.stringify({ round: release2.json.round }), { qos: 1 })
   await x2.endAsync()
   await viewer.endAsync()
   t.equal(await stop(second, 'second process exit'), 0)

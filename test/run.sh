@@ -10,12 +10,23 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 # the dashboard tests drive Debian's Chromium (test/helpers/browser.ts); without it they fail
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# the terminals outside Node (test/clients-*.test.ts) and the unit check (test/systemd.test.ts)
+if command -v lua5.4 >/dev/null 2>&1; then
+  lua5.4 -e 'require("socket.http")' >/dev/null 2>&1 || missing+=(lua-socket)
+  lua5.4 -e 'require("cjson")' >/dev/null 2>&1 || lua5.4 -e 'require("dkjson")' >/dev/null 2>&1 || missing+=(lua-cjson)
+else
+  missing+=(lua5.4 lua-socket lua-cjson)
+fi
+# Debian's own python3 (a pyenv python3 first on PATH does not see Debian's packages)
+/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || missing+=(python3-paho-mqtt)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "test/run.sh: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # other work on the machine may hold the dpkg lock for a while: wait for it
+    apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
   else
     echo "test/run.sh: missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})" >&2
     exit 1

@@ -70,6 +70,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly holds = new Map<string, Map<string, number>>()
   private readonly ticking = new Set<string>()
   private closed = false
+  /** quiesce(): no new rounds from this process (it is stopping) */
+  private quiescing = false
 
   constructor (opts: EngineOptions) {
     super()
@@ -113,27 +115,55 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.clock.now()
   }
 
+  // --- stopping -------------------------------------------------------------------------------
+
+  /**
+   * Release no new round (a process about to stop, waiting for its executing rounds to end): from
+   * now on `ready` is refused `unavailable`, and so is every call on a group that is not
+   * EXECUTING; such groups are no longer ticked (no sweep, no end of RESET). Executing rounds go
+   * on: done, leave, dropouts and timeouts end them as usual. A group whose resetMs is 0 may still
+   * release in the very transition that ends its round (the store decides both at once).
+   */
+  quiesce (): void {
+    this.quiescing = true
+  }
+
+  /** Groups with a round executing (released and not ended, in any process of a cluster). */
+  activeGroups (): string[] {
+    return [...this.active.keys()]
+  }
+
+  private checkQuiet (group: string, what: string): void {
+    if (this.quiescing && (what === 'ready' || this.phases.get(group) !== 'EXECUTING')) {
+      throw new RgError('unavailable', `the broker is stopping: ${what} is refused until it is back (no new rounds)`)
+    }
+  }
+
   // --- terminals ------------------------------------------------------------------------------
 
   async heartbeat (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number, heartbeatMs: number }> {
+    this.checkQuiet(group, 'heartbeat')
     const input = parseHeartbeat(body)
     const res = this.apply(await this.store.heartbeat(checkGroupName(group), checkClientId(clientId), input, this.createOpts()))
     return { phase: res.state.phase, round: res.state.round, heartbeatMs: res.heartbeatMs }
   }
 
   async ready (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number }> {
+    this.checkQuiet(group, 'ready')
     const input = parseHeartbeat(body)
     const res = this.apply(await this.store.ready(checkGroupName(group), checkClientId(clientId), input, this.createOpts()))
     return { phase: res.state.phase, round: res.state.round }
   }
 
   async done (group: string, clientId: string, body: unknown): Promise<{ duplicate: boolean }> {
+    this.checkQuiet(group, 'done')
     const input = parseDone(body)
     const res = this.apply(await this.store.done(checkGroupName(group), checkClientId(clientId), input))
     return { duplicate: res.duplicate === true }
   }
 
   async leave (group: string, clientId: string): Promise<Record<string, never>> {
+    this.checkQuiet(group, 'leave')
     this.apply(await this.store.leave(checkGroupName(group), checkClientId(clientId)))
     return {}
   }
@@ -144,6 +174,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   async hold (group: string, clientId: string, body: unknown = {}): Promise<() => void> {
     const g = checkGroupName(group)
+    this.checkQuiet(g, 'a release poll')
     const id = checkClientId(clientId)
     const input = parseHeartbeat(body)
     this.apply(await this.store.heartbeat(g, id, input, this.createOpts()))
@@ -174,6 +205,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** A ctl message (PROTOCOL sections 4 and 10): `job` is answered for submit and cancel. */
   async ctl (group: string, body: unknown): Promise<{ ok: true, job?: Job }> {
     const op = parseCtl(body)
+    this.checkQuiet(group, `ctl ${op.op}`)
     if (op.op === 'submit') return { ok: true, job: (await this.submitJob(group, op.job)).job }
     const res = this.apply(await this.store.ctl(checkGroupName(group), op))
     return res.job === undefined ? { ok: true } : { ok: true, job: res.job }
@@ -181,6 +213,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** PUT: the whole configuration; keys not given take the server's group defaults. */
   async putGroup (group: string, body: unknown): Promise<{ config: GroupConfig, state: GroupState }> {
+    this.checkQuiet(group, 'a configuration change')
     const cfg = mergeConfig(this.defaults, parsePartialConfig(asBody(body)))
     const res = this.apply(await this.store.putGroup(checkGroupName(group), cfg))
     return { config: publicConfig(cfg), state: res.state }
@@ -188,12 +221,14 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** PATCH: only the keys given change. */
   async patchGroup (group: string, body: unknown): Promise<{ config: GroupConfig, state: GroupState }> {
+    this.checkQuiet(group, 'a configuration change')
     const patch = parsePartialConfig(asBody(body))
     this.apply(await this.store.ctl(checkGroupName(group), { op: 'configure', config: patch }))
     return await this.getGroup(group)
   }
 
   async deleteGroup (group: string): Promise<void> {
+    this.checkQuiet(group, 'deleting a group')
     if (!await this.store.deleteGroup(checkGroupName(group))) throw new RgError('unknown_group', `no group named ${group}`)
     this.onEvent({ type: 'deleted', group }, true)
     this.bus.publish({ type: 'deleted', group })
@@ -384,6 +419,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** One group's time-driven transition: its pending long-polls count as heard from, then the clocks. */
   private async tick (group: string): Promise<void> {
     if (this.closed || this.ticking.has(group)) return
+    if (this.quiescing && this.phases.get(group) !== 'EXECUTING') return
     this.ticking.add(group)
     try {
       const held = this.holds.get(group)
