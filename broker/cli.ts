@@ -1,6 +1,9 @@
-// `roundgate <command>`: start (the broker), help, version. The auth tools (passwd, token) join
-// this table in their own issue.
+// `roundgate <command>`: start (the broker), passwd and token (the auth tools, with commander, in
+// broker/commands/), help, version.
+import { Command } from 'commander'
 import { readFileSync } from 'node:fs'
+import { register as registerPasswd } from './commands/passwd.js'
+import { register as registerToken } from './commands/token.js'
 import { ConfigError, flagHelp, loadSettings } from './config.js'
 import { createLogger } from './log.js'
 import { startServer } from './server.js'
@@ -9,6 +12,8 @@ const USAGE = `usage: roundgate <command> [flags]
 
 commands:
   start       run the broker (MQTT, MQTT over WebSocket/TLS, HTTP gateway)
+  passwd      add a user to a credentials file:  roundgate passwd FILE USER --role ROLE [--clients IDS] [--groups GLOB]
+  token       print a JWT:  roundgate token (--secret S | --key FILE) --sub ID --role ROLE [--groups GLOB] [--ttl 1h]
   version     print the version
   help        this text
 
@@ -68,6 +73,10 @@ async function start (argv: string[]): Promise<number> {
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
+    process.on('SIGHUP', () => {
+      log.info({ signal: 'SIGHUP' }, 'reloading the credentials file and the TLS certificate')
+      running.reload().catch((err: unknown) => log.error({ err }, 'reload failed'))
+    })
   })
 }
 
@@ -75,6 +84,19 @@ export async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case 'start': return await start(rest)
+    case 'passwd': case 'token': {
+      const program = new Command('roundgate').exitOverride()
+      registerPasswd(program)
+      registerToken(program)
+      try {
+        await program.parseAsync(argv, { from: 'user' })
+      } catch (err) {
+        // commander printed the reason (or the help it was asked for)
+        const code = (err as { exitCode?: number }).exitCode
+        return code === 0 ? 0 : 2
+      }
+      return typeof process.exitCode === 'number' ? process.exitCode : 0
+    }
     case 'version': case '--version': case '-v':
       process.stdout.write(`${version()}\n`)
       return 0

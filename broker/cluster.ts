@@ -31,6 +31,8 @@ export interface ClusterParts {
   mq: unknown
   /** for aedes' `persistence` option */
   persistence: unknown
+  /** a link to the shared Redis for small shared things (rate limits, the login key) */
+  redis: Redis
   /** every Redis link is up right now (synchronous: for the CONNECT guard) */
   available: () => boolean
   close: () => Promise<void>
@@ -125,5 +127,5 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
 
   log.info({ redis: where }, 'cluster mode: scheduler state, MQTT routing and sessions in redis')
   const available = (): boolean => store.redis.status === 'ready' && links.every((r) => r.status === 'ready')
-  return { store, bus, mq, persistence, available, close }
+  return { store, bus, mq, persistence, redis: store.redis, available, close }
 }

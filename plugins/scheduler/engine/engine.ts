@@ -9,8 +9,12 @@ import { RgError } from '../../errors.js'
 import { LocalBus, type Bus, type BusEvent } from './bus.js'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
 import { ActiveRelease } from './release.js'
-import type { GroupSnapshot, Store } from './store.js'
-import type { GroupConfig, GroupState, OpResult, Phase, RoundSummary, TerminalView } from './types.js'
+import { MetaBudget, TerminalBudget } from './budget.js'
+import type { GroupSnapshot, Store, TerminalOpOptions } from './store.js'
+import type { GroupConfig, GroupState, HeartbeatInput, OpResult, Phase, RoundSummary, TerminalView } from './types.js'
+
+/** how often the offlineAfterMs of a group holding meta is read again */
+const META_PRUNE_MS = 10000
 import { asBody, checkClientId, checkGroupName, parseCtl, parseDone, parseHeartbeat } from './validate.js'
 
 export interface EngineOptions {
@@ -24,6 +28,10 @@ export interface EngineOptions {
   groups?: Record<string, Partial<GroupConfig>>
   /** how often silent terminals are looked for (PROTOCOL: at least once a second) */
   sweepMs?: number
+  /** terminals in all groups (default: no bound beyond the store's per group) */
+  maxTerminals?: number
+  /** bytes of terminal `meta` kept in all (default: no bound beyond 1 KiB a terminal) */
+  maxMetaBytes?: number
 }
 
 export interface EngineEvents {
@@ -48,6 +56,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
   private readonly holds = new Map<string, Map<string, number>>()
   private readonly ticking = new Set<string>()
+  private readonly terminalBudget: TerminalBudget | null
+  private readonly metaBudget: MetaBudget | null
+  /** offlineAfterMs of the groups holding meta, read again every META_PRUNE_MS */
+  private readonly offlineMs = new Map<string, { ms: number, at: number }>()
   private sweeper: NodeJS.Timeout | null = null
   /** the sweep is failing (store unreachable): logged once when it starts and once when it ends */
   private sweepFailing = false
@@ -60,6 +72,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.bus = opts.bus ?? new LocalBus()
     this.log = opts.logger
     this.defaults = mergeConfig(DEFAULT_GROUP_CONFIG, parsePartialConfig(opts.groupDefaults ?? {}))
+    this.terminalBudget = opts.maxTerminals !== undefined ? new TerminalBudget(opts.maxTerminals) : null
+    this.metaBudget = opts.maxMetaBytes !== undefined ? new MetaBudget(opts.maxMetaBytes) : null
   }
 
   async start (): Promise<void> {
@@ -103,24 +117,34 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   async heartbeat (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number, heartbeatMs: number }> {
     const input = parseHeartbeat(body)
-    const res = this.apply(await this.store.heartbeat(this.group(group), checkClientId(clientId), input, this.createOpts()))
+    const g = this.group(group)
+    const id = checkClientId(clientId)
+    const meta = this.metaBytes(g, id, input)
+    const res = this.apply(await this.store.heartbeat(g, id, input, this.createOpts(g)))
+    this.heard(g, id, meta)
     return { phase: res.state.phase, round: res.state.round, heartbeatMs: res.heartbeatMs }
   }
 
   async ready (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number }> {
     const input = parseHeartbeat(body)
-    const res = this.apply(await this.store.ready(this.group(group), checkClientId(clientId), input, this.createOpts()))
+    const g = this.group(group)
+    const id = checkClientId(clientId)
+    const meta = this.metaBytes(g, id, input)
+    const res = this.apply(await this.store.ready(g, id, input, this.createOpts(g)))
+    this.heard(g, id, meta)
     return { phase: res.state.phase, round: res.state.round }
   }
 
   async done (group: string, clientId: string, body: unknown): Promise<{ duplicate: boolean }> {
     const input = parseDone(body)
     const res = this.apply(await this.store.done(this.group(group), checkClientId(clientId), input))
+    this.metaBudget?.seen(group, clientId, Date.now())
     return { duplicate: res.duplicate === true }
   }
 
   async leave (group: string, clientId: string): Promise<Record<string, never>> {
     this.apply(await this.store.leave(this.group(group), checkClientId(clientId)))
+    this.metaBudget?.drop(group, clientId)
     return {}
   }
 
@@ -132,7 +156,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     const g = this.group(group)
     const id = checkClientId(clientId)
     const input = parseHeartbeat(body)
-    this.apply(await this.store.heartbeat(g, id, input, this.createOpts()))
+    const meta = this.metaBytes(g, id, input)
+    this.apply(await this.store.heartbeat(g, id, input, this.createOpts(g)))
+    this.heard(g, id, meta)
     let ids = this.holds.get(g)
     if (ids === undefined) this.holds.set(g, ids = new Map<string, number>())
     ids.set(id, (ids.get(id) ?? 0) + 1)
@@ -217,8 +243,38 @@ export class Engine extends EventEmitter<EngineEvents> {
     return checkGroupName(group)
   }
 
-  private createOpts (): { createWith?: GroupConfig } {
-    return this.opts.autoCreateGroups ? { createWith: this.defaults } : {}
+  private createOpts (group: string): TerminalOpOptions {
+    const opts: TerminalOpOptions = this.opts.autoCreateGroups ? { createWith: this.defaults } : {}
+    if (this.terminalBudget !== null) opts.maxTerminals = this.terminalBudget.roomFor(group)
+    return opts
+  }
+
+  /** The meta bytes a heartbeat or ready would keep (checked against the budget), or null. */
+  private metaBytes (group: string, id: string, input: HeartbeatInput): number | null {
+    if (this.metaBudget === null || input.meta === undefined) return null
+    const bytes = Buffer.byteLength(JSON.stringify(input.meta))
+    this.metaBudget.check(group, id, bytes)
+    return bytes
+  }
+
+  private heard (group: string, id: string, meta: number | null): void {
+    if (this.metaBudget === null) return
+    if (meta !== null) this.metaBudget.set(group, id, meta, Date.now())
+    else this.metaBudget.seen(group, id, Date.now())
+  }
+
+  /** Meta of terminals silent past their group's offlineAfterMs is no longer kept by the store. */
+  private async pruneMeta (group: string): Promise<void> {
+    const budget = this.metaBudget
+    if (budget === null) return
+    const now = Date.now()
+    let o = this.offlineMs.get(group)
+    if (o === undefined || now - o.at > META_PRUNE_MS) {
+      const snap = await this.store.getGroup(group)
+      if (snap === null) { budget.forget(group); this.offlineMs.delete(group); return }
+      this.offlineMs.set(group, o = { ms: snap.config.offlineAfterMs, at: now })
+    }
+    budget.prune(group, now - o.ms - 1000)
   }
 
   private async snapshot (group: string): Promise<GroupSnapshot> {
@@ -234,6 +290,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.onEvent(ev, true)
       this.bus.publish(ev)
     }
+    this.terminalBudget?.observe(s.group, s.online)
     const before = this.phases.get(s.group)
     const phaseChanged = before !== s.phase
     this.phases.set(s.group, s.phase)
@@ -279,12 +336,16 @@ export class Engine extends EventEmitter<EngineEvents> {
         break
       }
       case 'kicked':
+        this.metaBudget?.drop(ev.group, ev.clientId)
         this.notify('kick', ev.group, ev.clientId)
         break
       case 'deleted':
         this.active.delete(ev.group)
         this.phases.delete(ev.group)
         this.holds.delete(ev.group)
+        this.terminalBudget?.forget(ev.group)
+        this.metaBudget?.forget(ev.group)
+        this.offlineMs.delete(ev.group)
         this.clearTimer(ev.group)
         this.notify('deleted', ev.group)
         break
@@ -329,5 +390,6 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (this.closed) return
     const groups = await this.store.listGroups()
     await Promise.all(groups.map(async (g) => await this.tick(g)))
+    if (this.metaBudget !== null) await Promise.all(this.metaBudget.holders().map(async (g) => await this.pruneMeta(g)))
   }
 }

@@ -278,7 +278,7 @@ export class GroupModel {
   private endRound (outcome: Outcome, now: number): void {
     const rec = this.release
     if (rec === null) return
-    const results: Record<string, unknown> = {}
+    const results: Record<string, unknown> = Object.create(null) as Record<string, unknown> // a clientId may be "__proto__"
     const failed: string[] = []
     for (const [id, d] of this.done) {
       if (d.result !== undefined) results[id] = d.result
