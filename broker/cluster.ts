@@ -84,7 +84,7 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
   }
   let mq: MQEmitterRedis.MQEmitterRedis | null = null
   let persistence: ReturnType<typeof aedesPersistenceRedis> | null = null
-  let shared: Redis | null = null
+  let shared: Redis | undefined
   try {
     const pubConn = link()
     const subConn = link()

@@ -257,9 +257,13 @@ void t.test('authentication and exposure (PROTOCOL sections 7 and 8)', async (t)
 })
 
 void t.test('ACL rules and limits are validated where they are read', async (t) => {
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises')
-  const { tmpdir } = await import('node:os')
+  const fsp = await import('node:fs/promises')
+  const os = await import('node:os')
   const { join } = await import('node:path')
+  const tmpdir = (): string => os.tmpdir()
+  const mkdtemp = async (p: string): Promise<string> => await fsp.mkdtemp(p)
+  const writeFile = async (p: string, d: string): Promise<void> => { await fsp.writeFile(p, d) }
+  const rm = async (p: string, o: { recursive: boolean, force: boolean }): Promise<void> => { await fsp.rm(p, o) }
   const dir = await mkdtemp(join(tmpdir(), 'rg-cfg-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const file = join(dir, 'c.json')
