@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { ConfigError, DEFAULT_SETTINGS, loadSettings, tlsPortOf, type Settings } from '../broker/config.js'
+import { ConfigError, DEFAULT_SETTINGS, authOn, loadSettings, tlsPortOf, wssPortOf, type Settings } from '../broker/config.js'
 import { startServer } from '../broker/server.js'
 import { freePort } from './helpers/broker.js'
 
@@ -242,7 +242,6 @@ void t.test('invalid groupDefaults handed to startServer are a ConfigError too',
 })
 
 void t.test('authentication and exposure (PROTOCOL sections 7 and 8)', async (t) => {
-  const { ConfigError, authOn, wssPortOf } = await import('../broker/config.js')
   t.throws(() => loadSettings(['--host', '0.0.0.0']), /refusing to listen on 0\.0\.0\.0 without authentication.*--insecure/, 'a non-loopback listener without auth refuses to start')
   t.throws(() => loadSettings([], { ROUNDGATE_HOST: '192.0.2.1' }), ConfigError, 'also from the environment')
   t.equal(loadSettings(['--host', '0.0.0.0', '--insecure']).insecure, true, '--insecure allows it')
@@ -257,13 +256,6 @@ void t.test('authentication and exposure (PROTOCOL sections 7 and 8)', async (t)
 })
 
 void t.test('ACL rules and limits are validated where they are read', async (t) => {
-  const fsp = await import('node:fs/promises')
-  const os = await import('node:os')
-  const { join } = await import('node:path')
-  const tmpdir = (): string => os.tmpdir()
-  const mkdtemp = async (p: string): Promise<string> => await fsp.mkdtemp(p)
-  const writeFile = async (p: string, d: string): Promise<void> => { await fsp.writeFile(p, d) }
-  const rm = async (p: string, o: { recursive: boolean, force: boolean }): Promise<void> => { await fsp.rm(p, o) }
   const dir = await mkdtemp(join(tmpdir(), 'rg-cfg-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const file = join(dir, 'c.json')
