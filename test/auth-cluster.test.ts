@@ -51,5 +51,6 @@ void t.test('an offline session queues at most maxOfflineMessages, counted in Re
   const { Redis } = await import('ioredis')
   const r = new Redis(redis.url)
   t.teardown(() => { r.disconnect() })
-  t.equal(await r.llen('outgoing:a1-offline'), 3, 'three queued in Redis, the rest dropped')
+  const queued = await r.llen('outgoing:a1-offline')
+  t.equal(queued, 3, `three queued in Redis, the rest dropped (dropped: A ${A.server.offlineQueue.dropped}, B ${B.server.offlineQueue.dropped})`)
 })

@@ -278,12 +278,10 @@ export class GroupModel {
   private endRound (outcome: Outcome, now: number): void {
     const rec = this.release
     if (rec === null) return
-    const results: Record<string, unknown> = Object.create(null) as Record<string, unknown> // a clientId may be "__proto__"
     const failed: string[] = []
-    for (const [id, d] of this.done) {
-      if (d.result !== undefined) results[id] = d.result
-      if (!d.ok) failed.push(id)
-    }
+    for (const [id, d] of this.done) if (!d.ok) failed.push(id)
+    // fromEntries defines each key: a clientId "__proto__" is kept like any other, never a setter
+    const results = Object.fromEntries([...this.done].filter(([, d]) => d.result !== undefined).map(([id, d]) => [id, d.result])) as Record<string, unknown>
     const summary: RoundSummary = {
       group: this.name,
       round: rec.round,
