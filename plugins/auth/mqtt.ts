@@ -153,7 +153,7 @@ export class MqttAuth {
     } catch (err) {
       if (!(err instanceof AuthFailure)) throw err
       this.log.info({ clientId: client.id, username, why: err.message }, 'CONNECT refused')
-      throw refusal(err.kind === 'missing' ? 5 : 4, err.message)
+      throw refusal(err.kind === 'missing' ? 5 : err.kind === 'busy' ? 3 : 4, err.message)
     }
     if (!mayUseClientId(id, client.id)) {
       this.log.info({ clientId: client.id, user: id.user }, 'CONNECT refused: the credentials do not allow this clientId')
@@ -198,7 +198,7 @@ export class MqttAuth {
   }
 }
 
-function refusal (returnCode: 2 | 4 | 5, message: string): Error & { returnCode: number } {
+function refusal (returnCode: 2 | 3 | 4 | 5, message: string): Error & { returnCode: number } {
   return Object.assign(new Error(message), { returnCode })
 }
 

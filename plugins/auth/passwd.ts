@@ -1,7 +1,7 @@
 // The credentials file (--passwd-file): one user per line, five fields separated by spaces or tabs:
 //
 //   USER  ROLE  CLIENTS  GROUPS  HASH
-//   t1    terminal  -      render-*  $scrypt$ln=15,r=8,p=1$<salt>$<key>
+//   t1    terminal  -      render-*  $scrypt$ln=14,r=8,p=1$<salt>$<key>
 //
 // USER is 1-128 of A-Z a-z 0-9 _ . : - (never + # /); ROLE terminal, viewer or admin; CLIENTS the
 // clientIds the user may connect as (comma-separated globs, `-` for the role's default: see
@@ -28,8 +28,42 @@ export interface PasswdEntry {
 
 export interface ScryptParams { ln: number, r: number, p: number }
 
-/** log2 of N = 15 (32 MiB, about 0.1 s a check), r 8, p 1. docs/security.md says how to change it. */
-export const DEFAULT_SCRYPT: ScryptParams = { ln: 15, r: 8, p: 1 }
+/** log2 of N = 14 (16 MiB a check), r 8, p 1: Node's own default. docs/security.md says how to change it. */
+export const DEFAULT_SCRYPT: ScryptParams = { ln: 14, r: 8, p: 1 }
+
+/**
+ * scrypt runs on libuv's thread pool (4 threads by default), which file I/O needs too: at most
+ * this many checks run at once, at most MAX_WAITING wait, and a CONNECT beyond that is answered
+ * "server unavailable" at once rather than queued behind a flood of wrong passwords.
+ */
+const MAX_RUNNING = 2
+const MAX_WAITING = 64
+
+export class PasswdBusy extends Error {
+  override name = 'PasswdBusy'
+}
+
+/** A small semaphore for the scrypt checks. */
+class Gate {
+  private running = 0
+  private readonly waiting: Array<() => void> = []
+
+  async run<T> (fn: () => Promise<T>): Promise<T> {
+    if (this.running >= MAX_RUNNING) {
+      if (this.waiting.length >= MAX_WAITING) throw new PasswdBusy('too many password checks waiting: try again shortly')
+      await new Promise<void>((resolve) => this.waiting.push(resolve))
+    } else {
+      this.running++
+    }
+    try {
+      return await fn()
+    } finally {
+      const next = this.waiting.shift()
+      if (next !== undefined) next() // the slot passes straight to the next waiter
+      else this.running--
+    }
+  }
+}
 const KEY_BYTES = 32
 const HASH = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]{16,})\$([A-Za-z0-9+/]{16,})$/
 
@@ -164,6 +198,7 @@ export class PasswdChecker {
   /** identities built from the current file, one per user (their globs compiled once) */
   private readonly ids = new Map<string, Identity>()
   private readonly pepper = randomBytes(32)
+  private readonly gate = new Gate()
   /** a hash to spend the same time on for unknown users, so timing does not tell who exists */
   private readonly decoy: Promise<string>
 
@@ -197,13 +232,14 @@ export class PasswdChecker {
   async check (user: string, password: Buffer): Promise<Identity | null> {
     const e = this.users.get(user)
     if (e === undefined) {
-      await verifyPassword(password, await this.decoy)
+      const decoy = await this.decoy
+      await this.gate.run(async () => await verifyPassword(password, decoy))
       return null
     }
     const digest = createHash('sha256').update(this.pepper).update(e.hash).update('\0').update(password).digest()
     const seen = this.verified.get(user)
     if (seen !== undefined && timingSafeEqual(seen, digest)) return this.identity(user) ?? null
-    if (!await verifyPassword(password, e.hash)) return null
+    if (!await this.gate.run(async () => await verifyPassword(password, e.hash))) return null
     const now = this.users.get(user) // the file may have been reloaded meanwhile
     if (now === undefined || now.hash !== e.hash) return null
     this.verified.set(user, digest)

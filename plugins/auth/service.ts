@@ -6,7 +6,7 @@ import type { Logger } from 'pino'
 import { RgError } from '../errors.js'
 import { NAME, isCurrent, type Identity } from './identity.js'
 import { looksLikeJwt, signToken, verifyToken, type TokenKey } from './jwt.js'
-import { PasswdChecker, loadPasswd } from './passwd.js'
+import { PasswdBusy, PasswdChecker, loadPasswd } from './passwd.js'
 
 export interface AuthServiceOptions {
   passwdFile: string | null
@@ -19,10 +19,13 @@ export interface AuthServiceOptions {
   logger: Logger
 }
 
-/** Why a CONNECT or a request was refused: `missing` (no credentials) or `bad` (wrong ones). */
+/**
+ * Why a CONNECT or a request was refused: `missing` (no credentials), `bad` (wrong ones) or `busy`
+ * (too many password checks already waiting).
+ */
 export class AuthFailure extends Error {
-  readonly kind: 'missing' | 'bad'
-  constructor (kind: 'missing' | 'bad', message: string) {
+  readonly kind: 'missing' | 'bad' | 'busy'
+  constructor (kind: 'missing' | 'bad' | 'busy', message: string) {
     super(message)
     this.name = 'AuthFailure'
     this.kind = kind
@@ -99,7 +102,13 @@ export class AuthService {
     if (this.passwd === null) throw new AuthFailure('bad', 'the password is not a valid token')
     if (username === undefined || username === '') throw new AuthFailure('missing', 'no user name given')
     if (!NAME.test(username) || password.length > 1024) throw new AuthFailure('bad', 'bad user name or password')
-    const id = await this.passwd.check(username, password)
+    let id: Identity | null
+    try {
+      id = await this.passwd.check(username, password)
+    } catch (err) {
+      if (err instanceof PasswdBusy) throw new AuthFailure('busy', err.message)
+      throw err
+    }
     if (id === null) throw new AuthFailure('bad', 'bad user name or password')
     return id
   }
@@ -120,6 +129,7 @@ export class AuthService {
     try {
       id = await this.mqtt(username, Buffer.from(password, 'utf8'))
     } catch (err) {
+      if (err instanceof AuthFailure && err.kind === 'busy') throw new RgError('unavailable', err.message)
       throw new RgError('unauthorized', (err as Error).message)
     }
     if (id.via !== 'passwd') throw new RgError('unauthorized', 'log in with a user name and password')
