@@ -3,14 +3,16 @@
 // FLAGS table of broker/config.ts.
 import { Command, CommanderError } from 'commander'
 import * as checkConfig from './commands/check-config.js'
+import * as passwd from './commands/passwd.js'
 import * as start from './commands/start.js'
 import * as status from './commands/status.js'
+import * as token from './commands/token.js'
 import * as versionCommand from './commands/version.js'
 import { flagHelp } from './config.js'
 import { version } from './version.js'
 
 /** The commands, in the order `roundgate --help` lists them. */
-const COMMANDS: Array<{ register: (program: Command) => void }> = [start, checkConfig, status, versionCommand]
+const COMMANDS: Array<{ register: (program: Command) => void }> = [start, checkConfig, status, passwd, token, versionCommand]
 
 export function buildProgram (): Command {
   const program = new Command('roundgate')

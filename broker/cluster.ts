@@ -25,6 +25,8 @@ export interface ClusterParts {
   mq: unknown
   /** for aedes' `persistence` option */
   persistence: unknown
+  /** a link to the shared Redis for small shared things (rate limits, the login key) */
+  redis: Redis
   /** every Redis link is up right now (synchronous: for the CONNECT guard) */
   available: () => boolean
   close: () => Promise<void>
@@ -76,6 +78,7 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
   }
   let mq: MQEmitterRedis.MQEmitterRedis | null = null
   let persistence: ReturnType<typeof aedesPersistenceRedis> | null = null
+  let shared: Redis | undefined
   try {
     const pubConn = link()
     const subConn = link()
@@ -90,6 +93,7 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
     // mqemitter-redis re-emits connection errors on `state`: unheard, they would end the process
     onMqEmitterError(mq, onError)
     persistence = aedesPersistenceRedis({ conn })
+    shared = conn
   } catch (err) {
     for (const r of links) r.disconnect()
     await store.close()
@@ -119,5 +123,6 @@ export async function clusterParts (url: string, logger: Logger, opts: ClusterOp
 
   log.info({ redis: where }, 'cluster mode: scheduler state, MQTT routing and sessions in redis')
   const available = (): boolean => store.redis.status === 'ready' && links.every((r) => r.status === 'ready')
-  return { store, bus, mq, persistence, available, close }
+  // the persistence's own link (ready now): queue lengths are read where they are written
+  return { store, bus, mq, persistence, redis: shared ?? store.redis, available, close }
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
 import { GROUP_NAME, parsePartialConfig } from '../plugins/scheduler/index.js'
+import { aclSchema, checkRuleTopic } from '../plugins/auth/index.js'
 
 const port = z.number().int().min(0).max(65535)
 
@@ -13,10 +14,35 @@ const settingsSchema = z.object({
   httpPort: port,
   wsPort: port,
   tlsPort: port.nullable(),
+  wssPort: port.nullable(),
   tlsCert: z.string().min(1).nullable(),
   tlsKey: z.string().min(1).nullable(),
   redis: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').nullable(),
-  autoCreateGroups: z.boolean(),
+  /** null: on without authentication, off with it (PROTOCOL section 2) */
+  autoCreateGroups: z.boolean().nullable(),
+  // --- authentication (docs/security.md) ---
+  passwdFile: z.string().min(1).nullable(),
+  jwtSecret: z.string().min(32, 'must be at least 32 characters').nullable(),
+  jwtPublicKey: z.string().min(1).nullable(),
+  insecure: z.boolean(),
+  acl: aclSchema,
+  loginTtlS: z.number().int().min(60).max(86400),
+  // --- limits (docs/security.md lists each with its default) ---
+  trustedProxies: z.array(z.string().ip()).max(100),
+  exemptLoopback: z.boolean(),
+  maxConnections: z.number().int().min(1).max(10000000),
+  maxConnectionsPerIp: z.number().int().min(1).max(10000000),
+  connectTimeoutMs: z.number().int().min(1000).max(300000),
+  maxTopicLevels: z.number().int().min(8).max(100),
+  maxInflightInbound: z.number().int().min(1).max(65535),
+  maxOfflineMessages: z.number().int().min(0).max(1000000),
+  maxTerminals: z.number().int().min(1).max(100000000),
+  maxMetaBytes: z.number().int().min(1024).max(16 * 1024 * 1024 * 1024),
+  maxPollsPerIp: z.number().int().min(1).max(10000000),
+  maxPollsPerClient: z.number().int().min(1).max(100000),
+  rateClientPerS: z.number().int().min(1).max(1000000),
+  rateIpPerS: z.number().int().min(1).max(100000000),
+  idleGroupMs: z.number().int().min(0).max(365 * 24 * 3600 * 1000),
   topicPrefix: z.string().regex(/^[^#+/\s][^#+\s]*$/, 'must be topic levels without wildcards, not starting with /')
     .refine((s) => !s.endsWith('/'), 'must not end with /'),
   dataDir: z.string().min(1).nullable(),
@@ -45,10 +71,32 @@ export const DEFAULT_SETTINGS: Settings = {
   httpPort: 8080,
   wsPort: 8083,
   tlsPort: null,
+  wssPort: null,
   tlsCert: null,
   tlsKey: null,
   redis: null,
-  autoCreateGroups: true,
+  autoCreateGroups: null,
+  passwdFile: null,
+  jwtSecret: null,
+  jwtPublicKey: null,
+  insecure: false,
+  acl: [],
+  loginTtlS: 900,
+  trustedProxies: [],
+  exemptLoopback: true,
+  maxConnections: 100000,
+  maxConnectionsPerIp: 1000,
+  connectTimeoutMs: 10000,
+  maxTopicLevels: 32,
+  maxInflightInbound: 100,
+  maxOfflineMessages: 1000,
+  maxTerminals: 1000000,
+  maxMetaBytes: 64 * 1024 * 1024,
+  maxPollsPerIp: 1000,
+  maxPollsPerClient: 16,
+  rateClientPerS: 50,
+  rateIpPerS: 1000,
+  idleGroupMs: 3600 * 1000,
   topicPrefix: 'rg',
   dataDir: 'data',
   logLevel: 'info',
@@ -78,10 +126,15 @@ export const FLAGS: Record<string, FlagDef> = {
   'http-port': { key: 'httpPort', kind: 'int', help: 'HTTP gateway (default 8080; 0 turns it off)' },
   'ws-port': { key: 'wsPort', kind: 'int', help: 'MQTT over WebSocket (default 8083; 0 turns it off)' },
   'tls-port': { key: 'tlsPort', kind: 'int', help: 'MQTT over TLS (default 8883 when --tls-cert/--tls-key are given)' },
-  'tls-cert': { key: 'tlsCert', kind: 'nullableString', help: 'PEM certificate chain for MQTT over TLS' },
-  'tls-key': { key: 'tlsKey', kind: 'nullableString', help: 'PEM private key for MQTT over TLS' },
+  'wss-port': { key: 'wssPort', kind: 'int', help: 'MQTT over secure WebSocket (default 8084 when --tls-cert/--tls-key are given)' },
+  'tls-cert': { key: 'tlsCert', kind: 'nullableString', help: 'PEM certificate chain for MQTT over TLS and wss (reloaded on SIGHUP)' },
+  'tls-key': { key: 'tlsKey', kind: 'nullableString', help: 'PEM private key for MQTT over TLS and wss (reloaded on SIGHUP)' },
   redis: { key: 'redis', kind: 'nullableString', help: 'redis://host:port[/db]: cluster mode on a shared Redis' },
-  'auto-create-groups': { key: 'autoCreateGroups', kind: 'bool', help: 'create unknown groups on first use (default on)' },
+  'auto-create-groups': { key: 'autoCreateGroups', kind: 'bool', help: 'create unknown groups on first use (default on without authentication, off with it)' },
+  'passwd-file': { key: 'passwdFile', kind: 'nullableString', help: 'credentials file (roundgate passwd); turns authentication on; reloaded on SIGHUP' },
+  'jwt-secret': { key: 'jwtSecret', kind: 'nullableString', help: 'HS256 secret (32+ characters) for JWTs; turns authentication on' },
+  'jwt-public-key': { key: 'jwtPublicKey', kind: 'nullableString', help: 'PEM public key (RSA: RS256, Ed25519: EdDSA) for JWTs; turns authentication on' },
+  insecure: { key: 'insecure', kind: 'bool', help: 'allow a non-loopback listener without authentication (warns at every start)' },
   'topic-prefix': { key: 'topicPrefix', kind: 'string', help: 'first topic level(s) of every roundgate topic (default rg)' },
   'data-dir': { key: 'dataDir', kind: 'nullableString', help: 'where the in-memory store keeps its state file (default ./data; "" for none)' },
   'log-level': { key: 'logLevel', kind: 'string', help: 'fatal, error, warn, info (default), debug, trace, silent' },
@@ -167,6 +220,12 @@ function layerProblems (layer: Layer): { data: Partial<Settings>, problems: stri
     for (const [name, cfg] of Object.entries(values.groups)) {
       if (!GROUP_NAME.test(name)) problems.push(`${source}: groups: "${name}" is not a valid group name (1-64 characters of A-Z a-z 0-9 _ . -)`)
       else check(`groups.${name}`, cfg)
+    }
+  }
+  if (res.success) {
+    for (const [i, rule] of (res.data.acl ?? []).entries()) {
+      const why = checkRuleTopic(rule.topic)
+      if (why !== null) problems.push(`${source}: acl[${i}].topic "${rule.topic}": ${why}`)
     }
   }
   return { data: res.success ? res.data : {}, problems }
@@ -279,6 +338,14 @@ function resolve (cli: CommandLine, env: NodeJS.ProcessEnv, stopAtFirst: boolean
   if (settings.tlsCert === null && settings.tlsPort !== null && settings.tlsPort !== 0) {
     problems.push(`${origin.tlsPort ?? 'defaults'}: --tls-port needs --tls-cert and --tls-key`)
   }
+  if (settings.tlsCert === null && settings.wssPort !== null && settings.wssPort !== 0) {
+    problems.push(`${origin.wssPort ?? 'defaults'}: --wss-port needs --tls-cert and --tls-key`)
+  }
+  if (settings.jwtSecret !== null && settings.jwtPublicKey !== null) {
+    problems.push(`${origin.jwtPublicKey ?? 'defaults'}: give --jwt-secret or --jwt-public-key, not both`)
+  }
+  const exposed = exposureProblem(settings)
+  if (exposed !== null) problems.push(exposed)
   return { settings: problems.length > 0 ? null : settings, problems }
 }
 
@@ -300,6 +367,32 @@ export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.e
 /** `check-config`: the settings a start would use with this file and environment, or every problem. */
 export function checkSettings (file: string, env: NodeJS.ProcessEnv = process.env): { settings: Settings | null, problems: string[] } {
   return resolve({ config: file }, env, false)
+}
+
+/** Authentication is on: a credentials file or a JWT key is configured. */
+export function authOn (s: Settings): boolean {
+  return s.passwdFile !== null || s.jwtSecret !== null || s.jwtPublicKey !== null
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the operator's own machine. */
+export function isLoopback (host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h)
+}
+
+/**
+ * PROTOCOL section 7: a listener beyond loopback with authentication off starts only with
+ * --insecure. One line, naming the way out.
+ */
+export function exposureProblem (s: Settings): string | null {
+  if (isLoopback(s.host) || authOn(s) || s.insecure) return null
+  return `refusing to listen on ${s.host} without authentication: give --passwd-file, --jwt-secret or --jwt-public-key, or --insecure to run open anyway`
+}
+
+/** The secure WebSocket port in force: 8084 by default when certificates are given, off otherwise. */
+export function wssPortOf (s: Settings): number {
+  if (s.tlsCert === null) return 0
+  return s.wssPort ?? 8084
 }
 
 /** The TLS port in force: 8883 by default when certificates are given, off otherwise. */

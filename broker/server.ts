@@ -1,26 +1,29 @@
-// One roundgate process: the store, the round engine, the aedes broker with its plugins, and the
-// listeners (MQTT over TCP, TLS and WebSocket; the HTTP gateway). startServer resolves once every
-// listener accepts connections; close() shuts it all down in order without losing state.
-import { Aedes, type AedesOptions } from 'aedes'
-import { readFileSync } from 'node:fs'
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
-import { createServer as createTlsServer } from 'node:tls'
+// One roundgate process: the store, the round engine, the aedes broker with its plugins (guards,
+// limits, the scheduler's MQTT door, auth, $SYS), and the listeners (MQTT over TCP, TLS, WebSocket
+// and secure WebSocket; the HTTP gateway). startServer resolves once every listener accepts
+// connections; close() shuts it all down in order without losing state; stop() is SIGTERM's
+// graceful version; reload() is SIGHUP's.
+import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { createWebSocketStream, WebSocketServer } from 'ws'
 import { startGateway, type Gateway } from '../gateway/index.js'
-import { createMetrics, type Metrics } from '../plugins/metrics/index.js'
-import {
-  type Bus, Engine, installSchedulerDoor, LocalBus, MemoryStore, type MqttDoor, type Store, Topics
-} from '../plugins/scheduler/index.js'
-import { clusterParts } from './cluster.js'
-import { ConfigError, tlsPortOf, type Settings } from './config.js'
+import { Acl, installMqttAuth, type AuthService, type MqttAuth } from '../plugins/auth/index.js'
 import { isRgError } from '../plugins/errors.js'
-import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable } from '../plugins/mqtt-guards.js'
+import { clientById } from '../plugins/internals.js'
+import { ConnectionGate } from '../plugins/limits/connections.js'
+import { IdleGroupSweeper } from '../plugins/limits/idle-groups.js'
+import { OfflineQueueBound } from '../plugins/limits/offline-queue.js'
+import { RateLimits } from '../plugins/limits/rate.js'
+import { createMetrics, type Metrics } from '../plugins/metrics/index.js'
+import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable, refuseWildcardIds } from '../plugins/mqtt-guards.js'
+import { Engine, installSchedulerDoor, Topics, type MqttDoor } from '../plugins/scheduler/index.js'
 import { installSys, type Sys } from '../plugins/sys/index.js'
+import { backendFor } from './backend.js'
+import { ConfigError, type Settings } from './config.js'
+import { openMqttListeners, type MqttPorts } from './listeners.js'
+import { addressOf, createAuth, gatewayAuthorize } from './security.js'
 import { version } from './version.js'
 
-export interface Ports { mqtt: number, tls: number, ws: number, http: number }
+export interface Ports extends MqttPorts { http: number }
 
 export interface RunningServer {
   settings: Settings
@@ -31,6 +34,13 @@ export interface RunningServer {
   sys: Sys
   gateway: Gateway | null
   ports: Ports
+  /** null when authentication is off */
+  auth: AuthService | null
+  mqttAuth: MqttAuth | null
+  connections: ConnectionGate
+  offlineQueue: OfflineQueueBound
+  /** SIGHUP: read the credentials file and the TLS certificate again; connections stay */
+  reload: () => Promise<void>
   /** Shut down in order without losing state; at once, whatever executes. */
   close: () => Promise<void>
   /**
@@ -41,100 +51,23 @@ export interface RunningServer {
   stop: (graceMs?: number) => Promise<void>
 }
 
-interface Backend {
-  store: Store
-  bus: Bus
-  aedes: Partial<AedesOptions>
-  /** the shared state is reachable (always, in one process) */
-  available: () => boolean
-  close: () => Promise<void>
-}
-
-async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
-  // Cluster mode (--redis): a Redis store, a Redis bus, mqemitter-redis and
-  // aedes-persistence-redis, all from broker/cluster.ts.
-  if (settings.redis !== null) {
-    const c = await clusterParts(settings.redis, log, settings)
-    return { store: c.store, bus: c.bus, aedes: { mq: c.mq, persistence: c.persistence }, available: c.available, close: c.close }
-  }
-  const store = new MemoryStore({
-    dataDir: settings.dataDir,
-    historyLimit: settings.historyLimit,
-    maxGroups: settings.maxGroups,
-    maxTerminalsPerGroup: settings.maxTerminalsPerGroup
-  })
-  return { store, bus: new LocalBus(), aedes: {}, available: () => true, close: async () => {} }
-}
-
-/** The package's version, for GET /v1/info (dist/broker/server.js → package.json). */
-function packageVersion (): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown'
-  } catch {
-    return 'unknown'
-  }
-}
-
-function readTlsFiles (cert: string, key: string): { cert: Buffer, key: Buffer } {
-  try {
-    return { cert: readFileSync(cert), key: readFileSync(key) }
-  } catch (err) {
-    throw new ConfigError(`cannot read the TLS certificate or key: ${(err as Error).message}`)
-  }
-}
-
-async function listen (server: NetServer | HttpServer, port: number, host: string): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
-  })
-  return (server.address() as AddressInfo).port
-}
-
-async function closeServer (server: NetServer | HttpServer): Promise<void> {
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-}
-
-/**
- * MQTT over WebSocket on `ws` 8 (as aedes's own docs do): every connection becomes a byte stream
- * for aedes. One MQTT packet may span several WebSocket messages and one message may hold several
- * packets; aedes parses the stream either way. `maxPayload` bounds one WebSocket message (the MQTT
- * packet limit itself is enforced on the parsed packet, plugins/mqtt-guards.ts).
- */
-function mqttOverWebSocket (
-  server: HttpServer, maxPacketBytes: number,
-  handle: (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]) => void, log: Logger
-): WebSocketServer {
-  const wss = new WebSocketServer({
-    server,
-    perMessageDeflate: false,
-    maxPayload: maxPacketBytes + 8,
-    // MQTT clients ask for the `mqtt` subprotocol (MQTT 3.1.1 section 6); answer it when asked
-    handleProtocols: (protocols) => protocols.has('mqtt') ? 'mqtt' : (protocols.has('mqttv3.1') ? 'mqttv3.1' : false)
-  })
-  wss.on('connection', (socket, req) => {
-    const stream = createWebSocketStream(socket)
-    // a broken socket ends its stream; aedes sees the close. Logged at debug like other client errors.
-    stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'))
-    handle(stream, req)
-  })
-  wss.on('error', (err) => log.error({ err }, 'MQTT over WebSocket server error'))
-  return wss
-}
-
 export async function startServer (settings: Settings, log: Logger): Promise<RunningServer> {
   const backend = await backendFor(settings, log)
   let engine: Engine | null = null
+  let auth: AuthService | null = null
   try {
+    auth = await createAuth(settings, log, backend.redis)
     engine = new Engine({
       store: backend.store,
       bus: backend.bus,
       logger: log.child({ module: 'engine' }),
-      autoCreateGroups: settings.autoCreateGroups,
+      // PROTOCOL section 2: on without authentication, off with it, unless the operator says
+      autoCreateGroups: settings.autoCreateGroups ?? auth === null,
       groupDefaults: settings.groupDefaults,
       groups: settings.groups,
-      sweepMs: settings.sweepMs
+      sweepMs: settings.sweepMs,
+      maxTerminals: settings.maxTerminals,
+      maxMetaBytes: settings.maxMetaBytes
     })
     await engine.start()
   } catch (err) {
@@ -143,25 +76,49 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     if (isRgError(err)) throw new ConfigError(`configuration: ${err.message}`)
     throw err
   }
+  const autoCreate = settings.autoCreateGroups ?? auth === null
 
   const broker = await Aedes.createBroker({
     concurrency: 1000,
     drainTimeout: 30000,
     maxClientsIdLength: 128,
+    connectTimeout: settings.connectTimeoutMs,
+    maxInflightInbound: settings.maxInflightInbound,
+    maxTopicLevels: settings.maxTopicLevels,
     ...backend.aedes
   })
   broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
   broker.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'))
   refuseEmptyIdWithSession(broker, log)
+  refuseWildcardIds(broker, log)
   if (settings.redis !== null) refuseWhileUnavailable(broker, backend.available, log)
   limitPacketSize(broker, settings.maxPacketBytes)
+  const offlineQueue = new OfflineQueueBound(backend.aedes.persistence, {
+    max: settings.maxOfflineMessages,
+    connected: (id) => clientById(broker, id) !== undefined,
+    redis: backend.redis,
+    logger: log.child({ module: 'offline-queue' })
+  })
+  broker.on('clientReady', (client: Client) => offlineQueue.connected(client.id))
+  const rate = new RateLimits({
+    perClientPerS: settings.rateClientPerS,
+    perIpPerS: settings.rateIpPerS,
+    exemptLoopback: settings.exemptLoopback,
+    redis: backend.redis,
+    logger: log.child({ module: 'rate-limit' })
+  })
   const metrics = createMetrics({ engine, broker })
+  // the auth plugin is installed after the door (its hooks run first); the door asks it through these
+  let mqttAuth: MqttAuth | null = null
   let sys: Sys | null = null
   const door = installSchedulerDoor(broker, {
     engine,
     topics: new Topics(settings.topicPrefix),
     logger: log.child({ module: 'mqtt' }),
     maxMessageBytes: settings.maxMessageBytes,
+    isAdmin: (client) => mqttAuth?.guard.isAdmin(client) ?? false,
+    mayPublish: (client, packet, kind, group) => mqttAuth?.guard.mayPublish(client, packet, kind, group) ?? null,
+    rateLimit: async (clientId, client) => await rate.consume(clientId, addressOf(client)),
     // the door's refusals and fan-outs: to the metrics, and the releases written to $SYS's counts
     observer: {
       refused: (code, door) => metrics.refused(code, door),
@@ -171,6 +128,9 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
       }
     }
   })
+  if (auth !== null) {
+    mqttAuth = installMqttAuth(broker, { service: auth, acl: new Acl(settings.acl), prefix: settings.topicPrefix, logger: log.child({ module: 'auth' }) })
+  }
   await door.publishAllStates()
   // after every plugin that chains authorizeForward (auth), so refused messages are not counted
   sys = installSys(broker, {
@@ -180,71 +140,82 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     logger: log.child({ module: 'sys' }),
     node: settings.redis !== null ? broker.id : null
   })
+  const idle = autoCreate && settings.idleGroupMs > 0
+    ? new IdleGroupSweeper({ engine, idleMs: settings.idleGroupMs, declared: new Set(Object.keys(settings.groups)), logger: log.child({ module: 'groups' }) })
+    : null
 
-  const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => {
-    // the TCP socket under the connection: the stream itself, or the WebSocket's request socket
-    const socket = (req?.socket ?? stream) as unknown as Parameters<Sys['track']>[0]
-    if (typeof socket.bytesRead === 'number') sys.track(socket)
-    broker.handle(stream, req)
-  }
-  const servers: Array<NetServer | HttpServer> = []
-  const ports: Ports = { mqtt: 0, tls: 0, ws: 0, http: 0 }
-  const host = settings.host
+  // Every MQTT connection passes the gate (per process, per address) before aedes reads a byte.
+  const connections = new ConnectionGate({ maxConnections: settings.maxConnections, maxPerIp: settings.maxConnectionsPerIp, exemptLoopback: settings.exemptLoopback })
+  const counted = sys
   let gateway: Gateway | null = null
-  let wss: WebSocketServer | null = null
+  let listeners: Awaited<ReturnType<typeof openMqttListeners>> | null = null
+  const ports: Ports = { mqtt: 0, tls: 0, ws: 0, wss: 0, http: 0 }
   try {
-    if (settings.mqttPort !== 0) {
-      const s = createNetServer(handle)
-      servers.push(s)
-      ports.mqtt = await listen(s, settings.mqttPort, host)
-    }
-    const tlsPort = tlsPortOf(settings)
-    if (tlsPort !== 0 && settings.tlsCert !== null && settings.tlsKey !== null) {
-      const s = createTlsServer(readTlsFiles(settings.tlsCert, settings.tlsKey), handle)
-      servers.push(s)
-      ports.tls = await listen(s, tlsPort, host)
-    }
-    if (settings.wsPort !== 0) {
-      const s = createHttpServer((_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n') })
-      wss = mqttOverWebSocket(s, settings.maxPacketBytes, handle, log)
-      servers.push(s)
-      ports.ws = await listen(s, settings.wsPort, host)
-    }
+    listeners = await openMqttListeners({
+      settings,
+      broker,
+      logger: log,
+      admit: (socket, address) => connections.admit(socket, address),
+      track: (socket) => counted.track(socket)
+    })
+    Object.assign(ports, listeners.ports)
     if (settings.httpPort !== 0) {
       gateway = await startGateway({
         engine,
-        host,
+        host: settings.host,
         port: settings.httpPort,
         logger: log.child({ module: 'http' }),
         metrics,
-        // authentication is not part of this build yet: every client may do what an admin may
-        info: { version: packageVersion(), wsPort: ports.ws, topicPrefix: settings.topicPrefix, auth: false }
+        authorize: auth !== null ? gatewayAuthorize(auth) : undefined,
+        login: auth?.usesPasswd === true ? async (u, p) => await auth.login(u, p) : undefined,
+        rateLimit: async (address, clientId) => await rate.consume(clientId, address),
+        trustedProxies: settings.trustedProxies,
+        maxPollsPerIp: settings.maxPollsPerIp,
+        maxPollsPerClient: settings.maxPollsPerClient,
+        exemptLoopback: settings.exemptLoopback,
+        info: { version: version(), wsPort: ports.ws, topicPrefix: settings.topicPrefix, auth: auth !== null }
       })
       ports.http = gateway.port
     }
   } catch (err) {
-    for (const s of servers) s.close()
-    wss?.close()
+    const closing = listeners?.close()
+    idle?.close()
     await gateway?.close()
     sys.close()
     metrics.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
+    await closing
     await engine.stop()
     await backend.close()
     if (err instanceof ConfigError) throw err
     throw new ConfigError(`cannot listen: ${(err as Error).message}`)
   }
+  const mqtt = listeners
+
+  // SIGHUP: each part is read again on its own; one that fails keeps what was in force, says why
+  const reload = async (): Promise<void> => {
+    mqtt.reloadTls()
+    if (auth !== null && auth.usesPasswd) {
+      try {
+        await auth.reload()
+        const closed = mqttAuth?.recheck() ?? 0
+        if (closed > 0) log.info({ closed }, 'connections whose credentials were withdrawn were closed')
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'credentials file not reloaded; the users in force stay')
+      }
+    }
+  }
 
   let closing: Promise<void> | null = null
   const close = async (): Promise<void> => {
     closing ??= (async () => {
-      const stopped = servers.map(closeServer) // stop accepting; open connections close below
-      wss?.close()
+      const stopped = mqtt.close() // stop accepting; open connections close with the broker below
+      idle?.close()
       await gateway?.close() // pending long-polls are answered 503 before the store goes
       door.drain()
-      sys.close()
+      counted.close()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
-      await Promise.all(stopped)
+      await stopped
       metrics.close()
       await engine.stop()
       await backend.close()
@@ -266,10 +237,10 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   }
 
   if (settings.sysIntervalS > 0) {
-    sys.publishNow().catch((err) => log.warn({ err }, '$SYS topics not published at start'))
+    counted.publishNow().catch((err: unknown) => log.warn({ err }, '$SYS topics not published at start'))
   }
-  log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
-  return { settings, broker, engine, door, metrics, sys, gateway, ports, close, stop }
+  log.info({ host: settings.host, ...ports, store: settings.redis !== null ? 'redis' : 'embedded', auth: auth !== null, autoCreateGroups: autoCreate }, 'roundgate ready')
+  return { settings, broker, engine, door, metrics, sys: counted, gateway, ports, auth, mqttAuth, connections, offlineQueue, reload, close, stop }
 }
 
 /** Resolves true once no group of this process is EXECUTING, false after `ms`. */

@@ -3,6 +3,7 @@
 // values arrive as text, which the engine's validation accepts for numbers and booleans.
 import type { HttpResponse } from 'uWebSockets.js'
 import { RgError } from '../plugins/errors.js'
+import { isForbiddenKey, parseJson } from '../plugins/safe-json.js'
 import type { Exchange } from './respond.js'
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -50,7 +51,10 @@ function isObject (v: unknown): v is Fields {
 
 function formFields (text: string): Fields {
   const out: Fields = {}
-  for (const [k, v] of new URLSearchParams(text)) out[k] = v
+  for (const [k, v] of new URLSearchParams(text)) {
+    if (isForbiddenKey(k)) throw new RgError('bad_request', `the field "${k}" is not accepted`)
+    out[k] = v
+  }
   return out
 }
 
@@ -67,11 +71,11 @@ export function parseBody (buf: Buffer, contentType: string): unknown {
   if (ct.startsWith('application/x-www-form-urlencoded')) return formFields(text)
   if (text.trim() === '') return undefined
   try {
-    return JSON.parse(text)
+    return parseJson(text, 'the request body')
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err)
     const hint = ct === '' || ct.includes('json') ? '' : ' (send application/json or application/x-www-form-urlencoded)'
-    throw new RgError('bad_request', `the request body is not valid JSON: ${why}${hint}`)
+    if (err instanceof RgError && hint !== '') throw new RgError(err.code, err.message + hint)
+    throw err
   }
 }
 
@@ -85,13 +89,7 @@ export function terminalFields (query: string, body: unknown): Fields {
     if (!isObject(body)) throw new RgError('bad_request', 'the request body must be a JSON object')
     Object.assign(out, body)
   }
-  if (typeof out.meta === 'string') {
-    try {
-      out.meta = JSON.parse(out.meta)
-    } catch {
-      throw new RgError('bad_request', 'meta must be a JSON object')
-    }
-  }
+  if (typeof out.meta === 'string') out.meta = parseJson(out.meta, 'meta')
   return out
 }
 

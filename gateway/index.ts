@@ -8,7 +8,8 @@ import type { Metrics } from '../plugins/metrics/index.js'
 import { closeApp } from '../plugins/internals.js'
 import { DEFAULT_MAX_BODY_BYTES } from './body.js'
 import { LongPolls } from './longpoll.js'
-import { Router, type Authorize } from './router.js'
+import { Router, type Authorize, type RateLimit } from './router.js'
+import { loginRoutes, type Login } from './routes-login.js'
 import { adminRoutes } from './routes-admin.js'
 import { infoRoutes, type ServerInfo } from './routes-info.js'
 import { jobRoutes } from './routes-jobs.js'
@@ -16,7 +17,8 @@ import { terminalRoutes } from './routes-terminal.js'
 import { opsRoutes, viewRoutes } from './routes-view.js'
 import { DEFAULT_DASHBOARD_DIR, staticRoutes } from './static.js'
 
-export type { Authorize, AuthRequest, Who } from './router.js'
+export type { Authorize, AuthRequest, AuthScope, RateLimit, Who } from './router.js'
+export type { Login } from './routes-login.js'
 export type { ServerInfo } from './routes-info.js'
 
 export interface GatewayOptions {
@@ -30,6 +32,16 @@ export interface GatewayOptions {
   isReady?: () => Promise<boolean>
   /** the authorization hook; every request passes through it (default: allow everything) */
   authorize?: Authorize
+  /** POST /v1/login (served only when given) */
+  login?: Login
+  /** request rate limits per address and clientId (default: none) */
+  rateLimit?: RateLimit
+  /** peers whose X-Forwarded-For names the real client */
+  trustedProxies?: readonly string[]
+  /** pending long-polls allowed per address (exempt: loopback when `exemptLoopback`) and per clientId */
+  maxPollsPerIp?: number
+  maxPollsPerClient?: number
+  exemptLoopback?: boolean
   /** request body cap in bytes (default 64 KiB) */
   maxBodyBytes?: number
   /** resolution of long-poll `wait` expiry in ms (default 100) */
@@ -64,12 +76,22 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
   if (kind === 'native') log.info('uws: native')
   else log.warn('uws: fallback (the µWS binary did not load; HTTP runs on the slow JavaScript implementation)')
 
-  const polls = new LongPolls({ engine, logger: log, tickMs: opts.waitTickMs, observer: metrics })
+  const polls = new LongPolls({
+    engine,
+    logger: log,
+    tickMs: opts.waitTickMs,
+    observer: metrics,
+    maxPerIp: opts.maxPollsPerIp,
+    maxPerClient: opts.maxPollsPerClient,
+    exemptLoopback: opts.exemptLoopback
+  })
   const dropPending = metrics?.addPendingSource(() => polls.size)
   const router = new Router({
     logger: log,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     authorize: opts.authorize,
+    rateLimit: opts.rateLimit,
+    trustedProxies: opts.trustedProxies,
     observe: (route, method, status, code) => {
       metrics?.observeHttp(route, method, status)
       if (code !== undefined) metrics?.refused(code, 'http')
@@ -79,6 +101,7 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
   router.add(viewRoutes(engine, metrics))
   router.add(adminRoutes(engine))
   router.add(jobRoutes(engine))
+  if (opts.login !== undefined) router.add(loginRoutes(opts.login))
   router.add(opsRoutes(engine, opts.isReady ?? (async () => await engine.store.ping()), metrics))
   const info = opts.info ?? { version: 'unknown', wsPort: 0, topicPrefix: 'rg', auth: false }
   router.add(infoRoutes(info))

@@ -22,6 +22,8 @@ const FANOUT_BATCH = 512
 interface Waiter extends WheelEntry {
   readonly group: string
   readonly clientId: string
+  /** counted against the per-address limit (null: exempt) */
+  readonly address: string | null
   readonly after: number
   readonly ex: Exchange
   attached: boolean
@@ -35,7 +37,15 @@ export interface LongPollOptions {
   tickMs?: number
   /** told how long each release took to answer its waiting participants */
   observer?: DoorObserver
+  /** pending polls per client address, across groups (default 1000) */
+  maxPerIp?: number
+  /** pending polls per clientId, across groups (default 16) */
+  maxPerClient?: number
+  /** loopback addresses are not counted per address (default true) */
+  exemptLoopback?: boolean
 }
+
+const LOOPBACK = /^(?:127\.|::1$|::ffff:127\.)/
 
 export class LongPolls {
   private readonly engine: Engine
@@ -46,8 +56,16 @@ export class LongPolls {
   private readonly wheel: TimerWheel<Waiter>
   private readonly listeners: Array<() => void> = []
   private readonly observer: DoorObserver | undefined
+  private readonly perIp = new Map<string, number>()
+  private readonly perClient = new Map<string, number>()
+  private readonly maxPerIp: number
+  private readonly maxPerClient: number
+  private readonly exemptLoopback: boolean
 
   constructor (opts: LongPollOptions) {
+    this.maxPerIp = opts.maxPerIp ?? 1000
+    this.maxPerClient = opts.maxPerClient ?? 16
+    this.exemptLoopback = opts.exemptLoopback ?? true
     this.engine = opts.engine
     this.log = opts.logger
     this.observer = opts.observer
@@ -94,8 +112,19 @@ export class LongPolls {
    * Take one poll; the caller has validated its input. Must run before any await in the route
    * handler's chain that follows `onAborted`, which `ex` already carries.
    */
-  poll (ex: Exchange, group: string, clientId: string, after: number, waitS: number, input: HeartbeatInput = {}): void {
+  poll (ex: Exchange, group: string, clientId: string, after: number, waitS: number, input: HeartbeatInput = {}, address = ''): void {
     const older = this.byGroup.get(group)?.get(clientId)
+    const counted = this.exemptLoopback && LOOPBACK.test(address) ? null : address
+    // a poll that supersedes an older one of the same group and clientId takes its place
+    const again = older !== undefined ? 1 : 0
+    if ((this.perClient.get(clientId) ?? 0) - again >= this.maxPerClient) {
+      ex.error(new RgError('rate_limited', `${clientId} already has ${this.maxPerClient} pending long-polls`))
+      return
+    }
+    if (counted !== null && (this.perIp.get(counted) ?? 0) - (older?.address === counted ? 1 : 0) >= this.maxPerIp) {
+      ex.error(new RgError('rate_limited', `${this.maxPerIp} long-polls are already pending from this address`))
+      return
+    }
     if (older !== undefined) {
       this.detach(older)
       older.ex.error(new RgError('superseded'))
@@ -112,11 +141,13 @@ export class LongPolls {
         return
       }
     }
-    const w: Waiter = { group, clientId, after, ex, attached: true, unhold: null, bucket: null }
+    const w: Waiter = { group, clientId, address: counted, after, ex, attached: true, unhold: null, bucket: null }
     let m = this.byGroup.get(group)
     if (m === undefined) this.byGroup.set(group, m = new Map<string, Waiter>())
     m.set(clientId, w)
     this.pending++
+    this.perClient.set(clientId, (this.perClient.get(clientId) ?? 0) + 1)
+    if (counted !== null) this.perIp.set(counted, (this.perIp.get(counted) ?? 0) + 1)
     this.wheel.add(w, Date.now() + waitS * 1000)
     ex.onAbort(() => this.detach(w))
     // attached before the hold's heartbeat, so a release that heartbeat causes finds it
@@ -147,6 +178,8 @@ export class LongPolls {
     if (!w.attached) return
     w.attached = false
     this.pending--
+    decrement(this.perClient, w.clientId)
+    if (w.address !== null) decrement(this.perIp, w.address)
     const m = this.byGroup.get(w.group)
     if (m !== undefined && m.get(w.clientId) === w) {
       m.delete(w.clientId)
@@ -213,4 +246,10 @@ export class LongPolls {
       })
     }
   }
+}
+
+function decrement (m: Map<string, number>, key: string): void {
+  const n = (m.get(key) ?? 1) - 1
+  if (n > 0) m.set(key, n)
+  else m.delete(key)
 }

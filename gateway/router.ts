@@ -28,8 +28,19 @@ export interface AuthRequest {
   remoteAddress: string
 }
 
-/** Resolve to allow; throw (or reject with) an RgError `unauthorized` / `forbidden` to refuse. */
-export type Authorize = (req: AuthRequest) => void | Promise<void>
+/** What an authorized caller may see (lists are filtered by it). */
+export interface AuthScope {
+  mayUseGroup: (group: string) => boolean
+}
+
+/**
+ * Resolve to allow (with the caller's scope, if it is limited); throw (or reject with) an RgError
+ * `unauthorized` / `forbidden` to refuse.
+ */
+export type Authorize = (req: AuthRequest) => void | AuthScope | undefined | Promise<void | AuthScope | undefined>
+
+/** Throws (rejects with) an RgError `rate_limited` when this address or clientId asks too often. */
+export type RateLimit = (address: string, clientId: string | undefined) => Promise<void>
 
 export interface Call {
   ex: Exchange
@@ -39,6 +50,10 @@ export interface Call {
   body: unknown
   /** terminal routes: query parameters overlaid with the body's fields */
   fields: Fields
+  /** the caller's address (X-Forwarded-For's last hop when the peer is a trusted proxy) */
+  address: string
+  /** what the caller may see, when authorization limits it */
+  scope?: AuthScope
 }
 
 export interface Reply {
@@ -73,6 +88,9 @@ export interface RouterOptions {
   logger: Logger
   maxBodyBytes: number
   authorize?: Authorize
+  rateLimit?: RateLimit
+  /** peers whose X-Forwarded-For names the real client (a TLS front proxy on loopback) */
+  trustedProxies?: readonly string[]
   observe?: Observe
 }
 
@@ -140,7 +158,8 @@ export class Router {
     const contentType = req.getHeader('content-type')
     const authorization = req.getHeader('authorization')
     const contentLength = req.getHeader('content-length')
-    const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString()
+    const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
+    const remoteAddress = clientAddress(peer, req.getHeader('x-forwarded-for'), this.opts.trustedProxies)
     res.onAborted(() => ex.abort())
     const body = route.body === true ? readBody(res, ex, contentLength, this.opts.maxBodyBytes) : null
     this.run(ex, route, m.params, path, rawQuery, contentType, authorization, remoteAddress, body).catch((err: unknown) => {
@@ -158,18 +177,21 @@ export class Router {
   ): Promise<void> {
     const body = bodyP === null ? undefined : parseBody(await bodyP, contentType)
     const fields = route.terminal === true ? terminalFields(rawQuery, body) : {}
-    const call: Call = { ex, params, query: new URLSearchParams(rawQuery), body, fields }
+    const call: Call = { ex, params, query: new URLSearchParams(rawQuery), body, fields, address: remoteAddress }
+    const clientId = typeof fields.clientId === 'string' ? fields.clientId : undefined
+    if (this.opts.rateLimit !== undefined && path !== '/healthz' && path !== '/readyz') await this.opts.rateLimit(remoteAddress, clientId)
     if (this.opts.authorize !== undefined) {
-      await this.opts.authorize({
+      const scope = await this.opts.authorize({
         who: route.who,
         method: route.method,
         route: route.path,
         path,
         group: params.g,
-        clientId: typeof fields.clientId === 'string' ? fields.clientId : undefined,
+        clientId,
         authorization,
         remoteAddress
       })
+      if (scope !== undefined && scope !== null) call.scope = scope
     }
     if (!ex.open) return
     const reply = await route.handle(call)
@@ -182,6 +204,28 @@ export class Router {
       ex.empty(reply.status, { headers: reply.headers })
     }
   }
+}
+
+/** The peer, or the last X-Forwarded-For hop when the peer is a trusted proxy. */
+function clientAddress (peer: string, forwarded: string, trusted: readonly string[] | undefined): string {
+  if (forwarded === '' || trusted === undefined || !trusted.includes(normalize(peer))) return normalize(peer)
+  const hops = forwarded.split(',')
+  const last = hops[hops.length - 1].trim()
+  return last === '' ? normalize(peer) : normalize(last)
+}
+
+/** uWS writes IPv6 in full and IPv4-mapped addresses as ::ffff:a.b.c.d; compare them as usual. */
+function normalize (addr: string): string {
+  const v4 = /^(?:0{0,4}:){5}ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(addr)
+  if (v4 !== null) return v4[1]
+  const hex = /^(?:0{0,4}:){5}ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(addr)
+  if (hex !== null) {
+    const hi = parseInt(hex[1], 16)
+    const lo = parseInt(hex[2], 16)
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+  }
+  if (/^(?:0{4}:){7}0{3}1$/.test(addr)) return '::1'
+  return addr
 }
 
 function matchParts (pattern: string[], parts: string[]): Record<string, string> | null {

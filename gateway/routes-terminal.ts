@@ -65,7 +65,7 @@ export function terminalRoutes (engine: Engine, polls: LongPolls): RouteDef[] {
         if (wait < 0 || wait > MAX_WAIT_S) throw new RgError('bad_request', `wait must be from 0 to ${MAX_WAIT_S} seconds`)
         // the poll counts as a heartbeat: it may name the terminal's role (validated before it parks)
         const input = parseHeartbeat(call.fields.role === undefined ? {} : { role: call.fields.role })
-        if (call.ex.open) polls.poll(call.ex, group, clientId, after, wait, input)
+        if (call.ex.open) polls.poll(call.ex, group, clientId, after, wait, input, call.address)
         return undefined
       }
     }

@@ -28,7 +28,11 @@ export function viewRoutes (engine: Engine, fanouts: FanoutSource | undefined): 
       method: 'GET',
       path: '/v1/groups',
       who: 'viewer',
-      handle: async () => ({ status: 200, json: await engine.listGroups() })
+      handle: async (call) => {
+        const all = await engine.listGroups()
+        const scope = call.scope
+        return { status: 200, json: scope === undefined ? all : all.filter((s) => scope.mayUseGroup(s.group)) }
+      }
     },
     {
       method: 'GET',

@@ -53,3 +53,45 @@ export function chainPreConnect (
     callbackOf(fn(client, packet, next), (err, ok) => cb(err, ok === true))
   }
 }
+
+type AuthenticateError = Error & { returnCode: 2 | 3 | 4 | 5 }
+
+/**
+ * Wrap broker.authenticate: resolve true to accept (or defer with `next`); reject with an error
+ * carrying `returnCode` (2 identifier rejected, 4 bad user name or password, 5 not authorized)
+ * to answer CONNACK with it and close the connection [MQTT-3.2.2-5].
+ */
+export function chainAuthenticate (
+  broker: Aedes,
+  fn: (client: Client, username: string | undefined, password: Buffer | undefined, next: () => Promise<boolean>) => Promise<boolean>
+): void {
+  const prev = broker.authenticate.bind(broker)
+  broker.authenticate = (client, username, password, cb) => {
+    const next = async (): Promise<boolean> => await new Promise((resolve, reject) => {
+      prev(client, username, password, (err, ok) => { if (err !== null && err !== undefined) reject(err); else resolve(ok === true) })
+    })
+    fn(client, username, password, next).then((ok) => {
+      if (ok) cb(null, true)
+      else cb(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false)
+    }, (err: unknown) => {
+      const e = (err instanceof Error ? err : new Error(String(err))) as AuthenticateError
+      if (e.returnCode === undefined) e.returnCode = 5
+      cb(e, false)
+    })
+  }
+}
+
+type AuthorizeForward = Aedes['authorizeForward']
+
+/**
+ * Wrap broker.authorizeForward, which aedes runs synchronously once per subscriber per delivered
+ * message (retained and queued ones included): answer null to withhold the message from this
+ * client, or defer with `prev`. No I/O here, ever.
+ */
+export function chainAuthorizeForward (
+  broker: Aedes,
+  hook: (client: Client, packet: Parameters<AuthorizeForward>[1], prev: AuthorizeForward) => ReturnType<AuthorizeForward>
+): void {
+  const prev = broker.authorizeForward.bind(broker)
+  broker.authorizeForward = (client, packet) => hook(client, packet, prev)
+}

@@ -40,6 +40,37 @@ export function replacePublish (broker: Aedes, publish: RawPublish): void {
   }
 }
 
+// --- aedes 1.x and aedes-persistence: wills ---------------------------------------------------
+
+/** Field roundgate adds to a will at CONNECT: who set it (plain data, kept by the persistence). */
+const WILL_OWNER = 'roundgateOwner'
+
+/**
+ * Mark the will a connecting client gave in its CONNECT with `owner`. aedes keeps that will in
+ * client._will while the client authenticates (lib/handlers/connect.js init), then stores the same
+ * object with persistence.putWill (msgpack in Redis: plain fields survive), so the mark travels
+ * with it to whichever broker fires it. No-op when the CONNECT carried no will.
+ */
+export function markWill (client: Client, owner: object): void {
+  const will = (client as unknown as { _will?: Record<string, unknown> | null })._will
+  if (will !== null && will !== undefined) will[WILL_OWNER] = owner
+}
+
+/**
+ * The owner of a will being fired: aedes-persistence's putWill writes `clientId` (and `brokerId`)
+ * onto the will packet, and aedes's _clearWills (wills of a dead broker of the cluster) authorizes
+ * and publishes that packet with no client at all: `clientId` is then the only name of its owner.
+ */
+export function willOwnerId (packet: PublishPacket): string | undefined {
+  const id = (packet as unknown as { clientId?: unknown }).clientId
+  return typeof id === 'string' ? id : undefined
+}
+
+/** The mark markWill left on a will (undefined for any other packet). */
+export function willOwnerMark (packet: PublishPacket): unknown {
+  return (packet as unknown as Record<string, unknown>)[WILL_OWNER]
+}
+
 // --- aedes 1.x: one client ----------------------------------------------------------------------
 
 interface ClientInternals {
@@ -159,6 +190,16 @@ export function limitPacketLength (broker: Aedes, maxBytes: number): void {
 /** mqemitter-redis re-emits its connections' errors on `state`; unheard, they end the process. */
 export function onMqEmitterError (mq: unknown, onError: (err: Error) => void): void {
   ;(mq as { state: NodeJS.EventEmitter }).state.on('error', onError)
+}
+
+// --- aedes-persistence-redis --------------------------------------------------------------------
+
+/**
+ * The Redis list holding a persistent session's queued messages (asyncPersistence.js outgoingKey:
+ * `outgoing:` + the URI-encoded clientId); its LLEN is the session's queue length.
+ */
+export function outgoingQueueKey (clientId: string): string {
+  return `outgoing:${encodeURIComponent(clientId)}`
 }
 
 // --- uWebSockets.js -----------------------------------------------------------------------------

@@ -27,6 +27,14 @@ export function refuseEmptyIdWithSession (broker: Aedes, log: Logger): void {
 }
 
 /**
+ * CVE-2017-7650: a clientId holding `+`, `#` or `/` could widen a `%c` ACL rule or land in a
+ * topic level; it is answered CONNACK 0x02 (identifier rejected), with or without authentication.
+ */
+export function refuseWildcardIds (broker: Aedes, log: Logger): void {
+  refuseConnect(broker, 2, (p) => /[+#/]/.test(p.clientId ?? ''), log, 'clientId holds + # or /')
+}
+
+/**
  * While the shared state is unreachable (cluster mode without Redis), a CONNECT is answered at once
  * with CONNACK 0x03, server unavailable [MQTT-3.2.2-6], instead of waiting on session storage.
  * The client retries later, or elsewhere through its balancer.

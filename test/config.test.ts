@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { ConfigError, DEFAULT_SETTINGS, loadSettings, tlsPortOf, type Settings } from '../broker/config.js'
+import { ConfigError, DEFAULT_SETTINGS, authOn, loadSettings, tlsPortOf, wssPortOf, type Settings } from '../broker/config.js'
 import { startServer } from '../broker/server.js'
 import { freePort } from './helpers/broker.js'
 
@@ -39,7 +39,7 @@ void t.test('defaults: PROTOCOL section 8 (127.0.0.1, 1883, 8080, 8083, TLS off,
   t.equal(s.httpPort, 8080)
   t.equal(s.wsPort, 8083)
   t.equal(tlsPortOf(s), 0, 'TLS is off without certificates')
-  t.equal(s.autoCreateGroups, true)
+  t.equal(s.autoCreateGroups, null, 'unset: on without authentication, off with it (the server decides)')
   t.equal(s.topicPrefix, 'rg')
   t.equal(s.redis, null)
   t.equal(tlsPortOf({ ...s, tlsCert: 'c.pem', tlsKey: 'k.pem' }), 8883, 'TLS defaults to 8883 with certificates')
@@ -239,4 +239,30 @@ void t.test('invalid groupDefaults handed to startServer are a ConfigError too',
   const err = await startServer({ ...base, groupDefaults: { need: -1 } }, pino({ level: 'silent' })).then(async (s) => { await s.close(); return null }, (e: unknown) => e)
   t.type(err, ConfigError)
   t.match((err as Error | null)?.message ?? '', 'need')
+})
+
+void t.test('authentication and exposure (PROTOCOL sections 7 and 8)', async (t) => {
+  t.throws(() => loadSettings(['--host', '0.0.0.0']), /refusing to listen on 0\.0\.0\.0 without authentication.*--insecure/, 'a non-loopback listener without auth refuses to start')
+  t.throws(() => loadSettings([], { ROUNDGATE_HOST: '192.0.2.1' }), ConfigError, 'also from the environment')
+  t.equal(loadSettings(['--host', '0.0.0.0', '--insecure']).insecure, true, '--insecure allows it')
+  t.equal(loadSettings(['--host', '::1']).host, '::1', 'IPv6 loopback needs nothing')
+  const withAuth = loadSettings(['--host', '0.0.0.0', '--passwd-file', '/nonexistent/passwd'])
+  t.ok(authOn(withAuth), 'a credentials file turns authentication on')
+  t.ok(authOn(loadSettings([], { ROUNDGATE_JWT_SECRET: 'x'.repeat(32) })), 'ROUNDGATE_JWT_SECRET too')
+  t.throws(() => loadSettings(['--jwt-secret', 'short']), /at least 32 characters/, 'a short secret is refused')
+  t.throws(() => loadSettings(['--jwt-secret', 'x'.repeat(32), '--jwt-public-key', 'k.pem']), /not both/)
+  t.throws(() => loadSettings(['--wss-port', '8084']), /--wss-port needs --tls-cert/)
+  t.equal(wssPortOf({ ...loadSettings([]), tlsCert: 'c.pem', tlsKey: 'k.pem' }), 8084, 'wss defaults to 8084 with certificates')
+})
+
+void t.test('ACL rules and limits are validated where they are read', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rg-cfg-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'c.json')
+  await writeFile(file, JSON.stringify({ acl: [{ effect: 'allow', access: 'read', topic: 'a/x%c/#' }] }))
+  t.throws(() => loadSettings(['--config', file]), /acl\[0\]\.topic .*whole level/)
+  await writeFile(file, JSON.stringify({ acl: [{ effect: 'allow', access: 'read', topic: 'a/%c/#', roles: ['terminal'] }], maxConnectionsPerIp: 10 }))
+  t.equal(loadSettings(['--config', file]).acl.length, 1)
+  await writeFile(file, JSON.stringify({ maxTopicLevels: 1000 }))
+  t.throws(() => loadSettings(['--config', file]), /maxTopicLevels/)
 })

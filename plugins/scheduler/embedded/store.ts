@@ -88,11 +88,23 @@ export class MemoryStore implements Store {
   }
 
   async heartbeat (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
+    this.checkRoom(group, clientId, opts)
     return this.run(group, opts, (m, now) => m.heartbeat(clientId, input, now))
   }
 
   async ready (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
+    this.checkRoom(group, clientId, opts)
     return this.run(group, opts, (m, now) => m.ready(clientId, input, now))
+  }
+
+  /** TerminalOpOptions.maxTerminals: a new terminal needs room under the caller's bound. */
+  private checkRoom (group: string, clientId: string, opts: TerminalOpOptions | undefined): void {
+    if (opts?.maxTerminals === undefined) return
+    const t = this.groups.get(group)?.model.terminals
+    const size = t?.size ?? 0
+    if (t?.get(clientId) === undefined && size >= opts.maxTerminals) {
+      throw new RgError('unavailable', 'the broker already holds its maximum number of terminals')
+    }
   }
 
   async done (group: string, clientId: string, input: DoneInput): Promise<OpResult> {

@@ -1,164 +1,51 @@
-// The round engine: the one entry point both doors (MQTT hooks, HTTP gateway) call. It validates
-// input, applies it to the store in one atomic transition, and turns what the transition caused
-// into events. It runs the clocks (clock.ts) and keeps this process's copy of every executing
-// round's release for instant, I/O-free look-ups. It knows nothing of MQTT or HTTP.
+// The round engine's entry points: what both doors (MQTT hooks, HTTP gateway) call. Each validates
+// its input, applies it to the store in one atomic transition, and hands what the transition caused
+// to the core (core.ts), which turns it into events. It knows nothing of MQTT or HTTP.
 import { randomUUID } from 'node:crypto'
-import { EventEmitter } from 'node:events'
-import type { Logger } from 'pino'
 import { RgError } from '../../errors.js'
-import { LocalBus, type Bus, type BusEvent } from './bus.js'
-import { GroupClock } from './clock.js'
-import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
-import { ActiveRelease } from './release.js'
-import type { GroupSnapshot, Store } from './store.js'
-import type {
-  GroupConfig, GroupState, Job, JobState, OpResult, Phase, RoundSummary, StoreEvent, TerminalRound, TerminalView
-} from './types.js'
+import { EngineCore } from './core.js'
+import { mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
+import type { ActiveRelease } from './release.js'
+import type { GroupSnapshot } from './store.js'
+import type { GroupConfig, GroupState, Job, JobState, Phase, RoundSummary, TerminalRound, TerminalView } from './types.js'
 import {
   asBody, checkClientId, checkGroupName, checkJobId, parseCtl, parseDone, parseHeartbeat, parseJob, parseQueryInt
 } from './validate.js'
 
-export interface EngineOptions {
-  store: Store
-  bus?: Bus
-  logger: Logger
-  /** create unknown groups on first use, with `groupDefaults` */
-  autoCreateGroups: boolean
-  groupDefaults?: Partial<GroupConfig>
-  /** groups declared in the configuration file: created at start, and the keys they name put back */
-  groups?: Record<string, Partial<GroupConfig>>
-  /** how often silent terminals are looked for (PROTOCOL: at least once a second) */
-  sweepMs?: number
-}
+export { type EngineEvents, type EngineOptions, type Notice } from './core.js'
 
-/** What a transition caused that only the process which made it reports (alerts, job topics). */
-export type Notice = Extract<StoreEvent, { type: 'missed' | 'retry' | 'exhausted' }>
-
-export interface EngineEvents {
-  /** a round was released (in any process of the cluster) */
-  release: [release: ActiveRelease]
-  /** a round ended; `local` is true in the process that ended it (it publishes the summary) */
-  roundEnd: [summary: RoundSummary, local: boolean]
-  /** what `state` shows changed, through this process */
-  changed: [state: GroupState, phaseChanged: boolean]
-  kick: [group: string, clientId: string]
-  /** a terminal left (its leave or will): its pending long-poll ends */
-  left: [group: string, clientId: string]
-  deleted: [group: string]
-  /** a job changed state, through this process */
-  job: [job: Job]
-  /** a scheduled tick was missed, a retry scheduled, retries exhausted: through this process */
-  notice: [notice: Notice]
-}
-
-/** Events every process of a cluster must see; the rest are told only where they happened. */
-const SHARED = new Set(['released', 'ended', 'kicked', 'left', 'deleted'])
-
-export class Engine extends EventEmitter<EngineEvents> {
-  readonly store: Store
-  readonly bus: Bus
-  readonly defaults: GroupConfig
-  private readonly log: Logger
-  private readonly opts: EngineOptions
-  private readonly clock: GroupClock
-  private readonly active = new Map<string, ActiveRelease>()
-  private readonly phases = new Map<string, Phase>()
-  /** the last round this process saw of each group */
-  private readonly lastRound = new Map<string, number>()
-  /** the last round of each group deleted while this process ran: older releases are stale */
-  private readonly deletedAt = new Map<string, number>()
-  private readonly holds = new Map<string, Map<string, number>>()
-  private readonly ticking = new Set<string>()
-  private closed = false
-  /** quiesce(): no new rounds from this process (it is stopping) */
-  private quiescing = false
-
-  constructor (opts: EngineOptions) {
-    super()
-    this.opts = opts
-    this.store = opts.store
-    this.bus = opts.bus ?? new LocalBus()
-    this.log = opts.logger
-    this.defaults = mergeConfig(DEFAULT_GROUP_CONFIG, parsePartialConfig(opts.groupDefaults ?? {}))
-    this.clock = new GroupClock({
-      logger: opts.logger,
-      sweepMs: opts.sweepMs ?? 500,
-      tick: async (g) => await this.tick(g),
-      groups: async () => await this.store.listGroups()
-    })
-  }
-
-  async start (): Promise<void> {
-    this.bus.subscribe((ev) => this.onEvent(ev, false))
-    await this.bus.open()
-    await this.store.open()
-    for (const [name, cfg] of Object.entries(this.opts.groups ?? {})) await this.declare(checkGroupName(name), parsePartialConfig(cfg))
-    for (const g of await this.store.listGroups()) {
-      const snap = await this.store.getGroup(g)
-      if (snap === null) continue
-      this.phases.set(g, snap.state.phase)
-      if (snap.release !== null && snap.state.phase === 'EXECUTING') this.active.set(g, new ActiveRelease(snap.release, () => this.now()))
-      this.clock.wake(g, snap.timing.wakeAt)
-    }
-    this.clock.start()
-  }
-
-  async stop (): Promise<void> {
-    this.closed = true
-    this.clock.stop()
-    await this.bus.close()
-    await this.store.close()
-  }
-
-  /** The broker's clock (the store's: Redis TIME in cluster mode), epoch ms. */
-  now (): number {
-    return this.clock.now()
-  }
-
-  // --- stopping -------------------------------------------------------------------------------
-
-  /**
-   * Release no new round (a process about to stop, waiting for its executing rounds to end): from
-   * now on `ready` is refused `unavailable`, and so is every call on a group that is not
-   * EXECUTING; such groups are no longer ticked (no sweep, no end of RESET). Executing rounds go
-   * on: done, leave, dropouts and timeouts end them as usual. A group whose resetMs is 0 may still
-   * release in the very transition that ends its round (the store decides both at once).
-   */
-  quiesce (): void {
-    this.quiescing = true
-  }
-
-  /** Groups with a round executing (released and not ended, in any process of a cluster). */
-  activeGroups (): string[] {
-    return [...this.active.keys()]
-  }
-
-  private checkQuiet (group: string, what: string): void {
-    if (this.quiescing && (what === 'ready' || this.phases.get(group) !== 'EXECUTING')) {
-      throw new RgError('unavailable', `the broker is stopping: ${what} is refused until it is back (no new rounds)`)
-    }
-  }
-
+export class Engine extends EngineCore {
   // --- terminals ------------------------------------------------------------------------------
 
   async heartbeat (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number, heartbeatMs: number }> {
     this.checkQuiet(group, 'heartbeat')
     const input = parseHeartbeat(body)
-    const res = this.apply(await this.store.heartbeat(checkGroupName(group), checkClientId(clientId), input, this.createOpts()))
+    const g = checkGroupName(group)
+    const id = checkClientId(clientId)
+    const meta = this.budgets.admit(g, id, input.meta)
+    const res = this.apply(await this.store.heartbeat(g, id, input, this.createOpts(g)))
+    this.budgets.heard(g, id, meta)
     return { phase: res.state.phase, round: res.state.round, heartbeatMs: res.heartbeatMs }
   }
 
   async ready (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number }> {
     this.checkQuiet(group, 'ready')
     const input = parseHeartbeat(body)
-    const res = this.apply(await this.store.ready(checkGroupName(group), checkClientId(clientId), input, this.createOpts()))
+    const g = checkGroupName(group)
+    const id = checkClientId(clientId)
+    const meta = this.budgets.admit(g, id, input.meta)
+    const res = this.apply(await this.store.ready(g, id, input, this.createOpts(g)))
+    this.budgets.heard(g, id, meta)
     return { phase: res.state.phase, round: res.state.round }
   }
 
   async done (group: string, clientId: string, body: unknown): Promise<{ duplicate: boolean }> {
     this.checkQuiet(group, 'done')
     const input = parseDone(body)
-    const res = this.apply(await this.store.done(checkGroupName(group), checkClientId(clientId), input))
+    const g = checkGroupName(group)
+    const id = checkClientId(clientId)
+    const res = this.apply(await this.store.done(g, id, input))
+    this.budgets.heard(g, id, null)
     return { duplicate: res.duplicate === true }
   }
 
@@ -177,7 +64,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.checkQuiet(g, 'a release poll')
     const id = checkClientId(clientId)
     const input = parseHeartbeat(body)
-    this.apply(await this.store.heartbeat(g, id, input, this.createOpts()))
+    const meta = this.budgets.admit(g, id, input.meta)
+    this.apply(await this.store.heartbeat(g, id, input, this.createOpts(g)))
+    this.budgets.heard(g, id, meta)
     let ids = this.holds.get(g)
     if (ids === undefined) this.holds.set(g, ids = new Map<string, number>())
     ids.set(id, (ids.get(id) ?? 0) + 1)
@@ -307,136 +196,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     return j
   }
 
-  // --- internals ------------------------------------------------------------------------------
-
-  private createOpts (): { createWith?: GroupConfig } {
-    return this.opts.autoCreateGroups ? { createWith: this.defaults } : {}
-  }
-
   private async snapshot (group: string): Promise<GroupSnapshot> {
     const snap = await this.store.getGroup(checkGroupName(group))
     if (snap === null) throw new RgError('unknown_group', `no group named ${group}`)
     return snap
   }
 
-  /** A group of the configuration file: created if missing, else the keys the file names put back. */
-  private async declare (name: string, patch: Partial<GroupConfig>): Promise<void> {
-    const snap = await this.store.getGroup(name)
-    if (snap === null) {
-      this.apply(await this.store.ensureGroup(name, mergeConfig(this.defaults, patch)))
-      return
-    }
-    const back: Partial<GroupConfig> = {}
-    for (const [key, value] of Object.entries(patch) as Array<[keyof GroupConfig, unknown]>) {
-      const was = snap.config[key]
-      if (JSON.stringify(was) === JSON.stringify(value)) continue
-      ;(back as Record<string, unknown>)[key] = value
-      this.log.info({ group: name, key, was, now: value }, 'the configuration file puts a group key back')
-    }
-    if (Object.keys(back).length > 0) this.apply(await this.store.ctl(name, { op: 'configure', config: back }))
-  }
-
-  /** Everything a transition caused: events, state changes, the next timer. */
-  private apply (res: OpResult): OpResult {
-    this.clock.observe(res.now)
-    const s = res.state
-    for (const ev of res.events) {
-      if (SHARED.has(ev.type)) {
-        this.onEvent(ev, true)
-        this.bus.publish(ev)
-      } else if (ev.type === 'job') {
-        this.notify('job', ev.job)
-      } else {
-        this.notify('notice', ev as Notice)
-      }
-    }
-    const before = this.phases.get(s.group)
-    const phaseChanged = before !== s.phase
-    this.phases.set(s.group, s.phase)
-    this.lastRound.set(s.group, s.round)
-    if (res.changed || phaseChanged) this.notify('changed', s, phaseChanged)
-    this.clock.wake(s.group, res.timing.wakeAt)
-    return res
-  }
-
-  /**
-   * Tell the listeners (the doors, metrics, alerts). The one place listener faults are isolated: a
-   * listener that throws is logged and the others still run; the transition that caused it stands.
-   */
-  private notify<K extends keyof EngineEvents> (event: K, ...args: EngineEvents[K]): void {
-    for (const fn of this.rawListeners(event) as Array<(...a: EngineEvents[K]) => void>) {
-      try {
-        fn(...args)
-      } catch (err) {
-        this.log.error({ err, event }, 'an engine listener failed; the transition stands')
-      }
-    }
-  }
-
-  /** What a transition caused, here (`local`) or in another process of the cluster (from the bus). */
-  private onEvent (ev: BusEvent, local: boolean): void {
-    switch (ev.type) {
-      case 'released': {
-        const cur = this.active.get(ev.release.group)
-        const gone = this.deletedAt.get(ev.release.group)
-        // a release that is not newer than what this process holds, or older than the group's deletion
-        if ((cur !== undefined && cur.round >= ev.release.round) || (gone !== undefined && ev.release.round <= gone)) return
-        const rel = new ActiveRelease(ev.release, () => this.now())
-        this.active.set(rel.group, rel)
-        this.lastRound.set(rel.group, Math.max(rel.round, this.lastRound.get(rel.group) ?? 0))
-        this.log.info({ group: rel.group, round: rel.round, attempt: rel.record.attempt, job: rel.record.job, participants: rel.size }, 'round released')
-        this.notify('release', rel)
-        break
-      }
-      case 'ended': {
-        const s = ev.summary
-        const cur = this.active.get(s.group)
-        if (cur !== undefined && cur.round <= s.round) this.active.delete(s.group)
-        if (local) {
-          this.log.info({ group: s.group, round: s.round, attempt: s.attempt, outcome: s.outcome, done: s.done.length, dropped: s.dropped.length, stragglers: s.stragglers.length }, 'round ended')
-        }
-        this.notify('roundEnd', s, local)
-        break
-      }
-      case 'kicked':
-        this.notify('kick', ev.group, ev.clientId)
-        break
-      case 'left':
-        this.notify('left', ev.group, ev.clientId)
-        break
-      case 'deleted':
-        this.deletedAt.set(ev.group, Math.max(this.lastRound.get(ev.group) ?? 0, this.active.get(ev.group)?.round ?? 0, this.deletedAt.get(ev.group) ?? 0))
-        this.active.delete(ev.group)
-        this.phases.delete(ev.group)
-        this.lastRound.delete(ev.group)
-        this.holds.delete(ev.group)
-        this.clock.forget(ev.group)
-        this.notify('deleted', ev.group)
-        break
-    }
-  }
-
-  /** One group's time-driven transition: its pending long-polls count as heard from, then the clocks. */
-  private async tick (group: string): Promise<void> {
-    if (this.closed || this.ticking.has(group)) return
-    if (this.quiescing && this.phases.get(group) !== 'EXECUTING') return
-    this.ticking.add(group)
-    try {
-      const held = this.holds.get(group)
-      if (held !== undefined && held.size > 0) {
-        // a hold refused (a full group) must not stop the group's clocks: eviction, timeouts, RESET
-        try {
-          this.apply(await this.store.hold(group, [...held.keys()]))
-        } catch (err) {
-          if (!(err instanceof RgError) || err.code === 'unknown_group') throw err
-          this.log.warn({ group, code: err.code, err: err.message }, 'pending long-polls could not be held this tick')
-        }
-      }
-      this.apply(await this.store.tick(group))
-    } catch (err) {
-      if (!(err instanceof RgError && err.code === 'unknown_group')) throw err
-    } finally {
-      this.ticking.delete(group)
-    }
-  }
 }

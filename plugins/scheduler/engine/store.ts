@@ -13,6 +13,11 @@ import type {
 export interface TerminalOpOptions {
   /** create the group with this configuration when it does not exist (autoCreateGroups) */
   createWith?: GroupConfig
+  /**
+   * heartbeat and ready: a terminal not yet in the group is refused `unavailable` when the group
+   * would then hold more than this many (the engine's share of `maxTerminals` in all groups)
+   */
+  maxTerminals?: number
 }
 
 export interface RoundsQuery {

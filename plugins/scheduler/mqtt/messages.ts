@@ -5,10 +5,12 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { RgError, toRgError } from '../../errors.js'
+import { willOwnerId } from '../../internals.js'
 import type { Engine } from '../engine/engine.js'
 import { grantedQos } from './fanout.js'
 import type { DoorObserver } from './observer.js'
 import type { Topics } from './topics.js'
+import { parseJson } from '../../safe-json.js'
 
 export interface MessageOptions {
   engine: Engine
@@ -18,6 +20,13 @@ export interface MessageOptions {
   maxMessageBytes: number
   /** may this client act for other clientIds? (the auth plugin answers; nobody without it) */
   isAdmin?: (client: Client) => boolean
+  /**
+   * Why this message may not be applied, or null (the auth plugin answers; everything goes
+   * without it). `client` is null for a will fired for a client of a dead broker.
+   */
+  mayPublish?: (client: Client | null, packet: PublishPacket, kind: 'hb' | 'ready' | 'done' | 'leave' | 'ctl', group: string) => string | null
+  /** throws RgError `rate_limited` when `clientId` (from `client`'s address) sends too much */
+  rateLimit?: (clientId: string, client: Client | null) => Promise<void>
   observer?: DoorObserver
 }
 
@@ -34,13 +43,19 @@ export class SchedulerMessages {
     this.opts = opts
   }
 
-  /** One scheduler message. `client` is null for a will published on behalf of a dead broker. */
+  /**
+   * One scheduler message. `client` is null for a will aedes fires for a client of a dead broker
+   * of the cluster (aedes.js _clearWills): its owner is then the clientId the persistence filed it
+   * under, and it gets exactly the identity check a live client's message gets.
+   */
   async handle (client: Client | null, packet: PublishPacket): Promise<void> {
     const topic = packet.topic
     const p = this.topics.parse(topic)
-    const sender = client?.id ?? (p.kind !== 'bad' && 'id' in p ? p.id : '_')
+    const actor = client !== null ? client.id : willOwnerId(packet)
+    const sender = actor ?? '_'
     const group = p.group ?? (topic.slice(this.topics.prefix.length + 1).split('/')[0] || '_')
     try {
+      if (actor === undefined) throw new RgError('forbidden', 'a will without an owner')
       if (p.kind === 'bad') throw new RgError('bad_topic', p.reason)
       if (p.kind === 'broker-only') throw new RgError('forbidden', `only the broker publishes on ${topic}`)
       const payload = packet.payload
@@ -48,13 +63,16 @@ export class SchedulerMessages {
       if (size > this.opts.maxMessageBytes) {
         throw new RgError('payload_too_large', `scheduler messages are at most ${this.opts.maxMessageBytes} bytes`)
       }
-      const body = parseJson(payload, size)
+      const refusal = this.opts.mayPublish?.(client, packet, p.kind, p.group) ?? null
+      if (refusal !== null) throw new RgError('forbidden', refusal)
+      if (p.kind !== 'ctl' && p.id !== actor && (client === null || this.opts.isAdmin?.(client) !== true)) {
+        throw new RgError('forbidden', `client ${actor} may only publish as itself, not as ${p.id}`)
+      }
+      await this.opts.rateLimit?.(actor, client)
+      const body = parseJsonSafe(payload)
       if (p.kind === 'ctl') {
         await this.ctl(client, p.group, body)
         return
-      }
-      if (client !== null && p.id !== client.id && this.opts.isAdmin?.(client) !== true) {
-        throw new RgError('forbidden', `client ${client.id} may only publish as itself, not as ${p.id}`)
       }
       switch (p.kind) {
         case 'hb': await this.engine.heartbeat(p.group, p.id, body); break
@@ -103,11 +121,7 @@ export class SchedulerMessages {
   }
 }
 
-function parseJson (payload: Buffer | string, size: number): unknown {
-  if (size === 0) return {}
-  try {
-    return JSON.parse(payload.toString())
-  } catch {
-    throw new RgError('bad_request', 'the payload is not valid JSON')
-  }
+function parseJsonSafe (payload: Buffer | string): unknown {
+  if (payload.length === 0) return {}
+  return parseJson(payload.toString(), 'the payload')
 }

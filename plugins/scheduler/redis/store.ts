@@ -253,11 +253,11 @@ export class RedisStore implements Store {
   // --- terminals ----------------------------------------------------------------------------
 
   async heartbeat (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
-    return await this.op('heartbeat', group, opts?.createWith, terminalArgs(clientId, input))
+    return await this.op('heartbeat', group, opts?.createWith, terminalArgs(clientId, input), opts?.maxTerminals)
   }
 
   async ready (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
-    return await this.op('ready', group, opts?.createWith, terminalArgs(clientId, input))
+    return await this.op('ready', group, opts?.createWith, terminalArgs(clientId, input), opts?.maxTerminals)
   }
 
   async done (group: string, clientId: string, input: DoneInput): Promise<OpResult> {
@@ -365,14 +365,15 @@ export class RedisStore implements Store {
     this.known.add(group)
   }
 
-  private async run (name: OpName, group: string, args: string[], create: string = '', cfg: string[] = NO_CFG): Promise<unknown> {
+  private async run (name: OpName, group: string, args: string[], create: string = '', cfg: string[] = NO_CFG, maxTerminals?: number): Promise<unknown> {
     if (this.closed) throw new RgError('unavailable', 'the store is closed')
-    const argv = [group, String(this.maxTerminals), String(this.historyLimit), create, ...cfg, ...args]
+    const maxT = Math.min(this.maxTerminals, maxTerminals ?? Infinity)
+    const argv = [group, String(maxT), String(this.historyLimit), create, ...cfg, ...args]
     return await runScript(this.redis, SCRIPTS[name], this.keys(group), argv)
   }
 
   /** One transition: the script, then (when it created the group) its registration. */
-  private async op (name: OpName, group: string, createWith: GroupConfig | undefined, args: string[]): Promise<OpResult> {
+  private async op (name: OpName, group: string, createWith: GroupConfig | undefined, args: string[], maxTerminals?: number): Promise<OpResult> {
     let create = ''
     if (createWith !== undefined) {
       create = '1'
@@ -384,7 +385,7 @@ export class RedisStore implements Store {
         }
       }
     }
-    const raw = await this.run(name, group, args, create, createWith === undefined ? NO_CFG : encodeConfig(createWith))
+    const raw = await this.run(name, group, args, create, createWith === undefined ? NO_CFG : encodeConfig(createWith), maxTerminals)
     const { result, created } = parseReply(group, raw)
     if (created) await this.register(group)
     else this.known.add(group)

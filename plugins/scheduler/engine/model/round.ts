@@ -56,15 +56,16 @@ export class Round {
 
   summary (outcome: Outcome, now: number): RoundSummary {
     const rec = this.record
-    const results: Record<string, unknown> = {}
+    // built from entries (own properties), never by assignment: a clientId may be `__proto__`
+    const results: Array<[string, unknown]> = []
     const failed: string[] = []
-    const doneMs: Record<string, number> = {}
+    const doneMs: Array<[string, number]> = []
     const delays: number[] = []
     for (const [id, d] of this.done) {
-      if (d.result !== undefined) results[id] = d.result
+      if (d.result !== undefined) results.push([id, d.result])
       if (!d.ok) failed.push(id)
       const ms = d.at - rec.startAt
-      doneMs[id] = ms
+      doneMs.push([id, ms])
       delays.push(ms)
     }
     const stragglers: string[] = []
@@ -84,10 +85,10 @@ export class Round {
       done: [...this.done.keys()],
       dropped: [...this.dropped],
       stragglers,
-      results,
+      results: Object.fromEntries(results),
       timing: timingOf(delays),
       failed,
-      doneMs
+      doneMs: Object.fromEntries(doneMs)
     }
   }
 }

@@ -1,0 +1,38 @@
+// Where a process keeps its state: one process on the embedded store (and aedes's own in-memory
+// persistence), or the cluster on Redis (broker/cluster.ts): the scheduler's store and bus, and
+// what aedes shares between brokers.
+import type { AedesOptions } from 'aedes'
+import { createRequire } from 'node:module'
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import { LocalBus, MemoryStore, type Bus, type Store } from '../plugins/scheduler/index.js'
+import { clusterParts } from './cluster.js'
+import type { Settings } from './config.js'
+
+// aedes's own in-memory persistence, made here so the offline-queue bound can wrap it (CommonJS)
+const memoryPersistence = createRequire(import.meta.url)('aedes-persistence') as () => unknown
+
+export interface Backend {
+  store: Store
+  bus: Bus
+  aedes: Partial<AedesOptions> & { persistence: unknown }
+  /** cluster mode: a link to the shared Redis (rate limits, the login key, queue lengths) */
+  redis?: Redis
+  /** the shared state is reachable (always, in one process) */
+  available: () => boolean
+  close: () => Promise<void>
+}
+
+export async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
+  if (settings.redis !== null) {
+    const c = await clusterParts(settings.redis, log, settings)
+    return { store: c.store, bus: c.bus, aedes: { mq: c.mq, persistence: c.persistence }, redis: c.redis, available: c.available, close: c.close }
+  }
+  const store = new MemoryStore({
+    dataDir: settings.dataDir,
+    historyLimit: settings.historyLimit,
+    maxGroups: settings.maxGroups,
+    maxTerminalsPerGroup: settings.maxTerminalsPerGroup
+  })
+  return { store, bus: new LocalBus(), aedes: { persistence: memoryPersistence() }, available: () => true, close: async () => { /* nothing shared to let go */ } }
+}
