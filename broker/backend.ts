@@ -2,15 +2,18 @@
 // persistence), or the cluster on Redis (broker/cluster.ts): the scheduler's store and bus, and
 // what aedes shares between brokers.
 import type { AedesOptions } from 'aedes'
-import { createRequire } from 'node:module'
+// aedes's own in-memory persistence, made here so the offline-queue bound can wrap it; imported
+// (not required at run time) so the single binary's bundle holds it
+import aedesMemoryPersistence from 'aedes-persistence'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { LocalBus, MemoryStore, type Bus, type Store } from '../plugins/scheduler/index.js'
 import { clusterParts } from './cluster.js'
 import type { Settings } from './config.js'
 
-// aedes's own in-memory persistence, made here so the offline-queue bound can wrap it (CommonJS)
-const memoryPersistence = createRequire(import.meta.url)('aedes-persistence') as () => unknown
+// the package is CommonJS: its default import is module.exports, the factory (its typings say
+// otherwise under NodeNext)
+const memoryPersistence = aedesMemoryPersistence as unknown as () => unknown
 
 export interface Backend {
   store: Store

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
+import { seaDashboard } from '../plugins/native.js'
 import { RgError } from '../plugins/errors.js'
 import type { RouteDef } from './router.js'
 
@@ -59,23 +60,34 @@ export function contentSecurityPolicy (wsPort: number): string {
 
 interface StaticFile { path: string, body: string, headers: Record<string, string> }
 
-function readFiles (dir: string, csp: string, log: Logger): StaticFile[] {
+/** The built dashboard's files (name → text): carried by the single binary, or read from `dir`. */
+function sources (dir: string, log: Logger): Map<string, string> {
+  const carried = seaDashboard()
+  if (carried !== null) return carried
+  const out = new Map<string, string>()
   let names: string[]
   try {
     names = readdirSync(dir)
   } catch (err) {
     log.warn({ dir, err: (err as Error).message }, 'dashboard: not built (run `npm run build`); GET / answers 404')
-    return []
+    return out
   }
-  const files: StaticFile[] = []
-  for (const name of names.sort()) {
-    const type = CONTENT_TYPES[extname(name)]
+  for (const name of names) {
     const full = join(dir, name)
     const st = statSync(full)
-    if (type === undefined || !st.isFile() || st.size > MAX_FILE_BYTES) continue
+    if (st.isFile() && st.size <= MAX_FILE_BYTES) out.set(name, readFileSync(full, 'utf8'))
+  }
+  return out
+}
+
+function readFiles (dir: string, csp: string, log: Logger): StaticFile[] {
+  const files: StaticFile[] = []
+  for (const [name, body] of [...sources(dir, log)].sort(([a], [b]) => a.localeCompare(b))) {
+    const type = CONTENT_TYPES[extname(name)]
+    if (type === undefined) continue
     files.push({
       path: `/${name}`,
-      body: readFileSync(full, 'utf8'),
+      body,
       headers: {
         'Cache-Control': HASHED.test(name) ? 'public, max-age=31536000, immutable' : 'no-cache',
         'Content-Security-Policy': csp,

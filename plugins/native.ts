@@ -27,6 +27,29 @@ export function inSingleExecutable (): boolean {
   return sea() !== null
 }
 
+/** The bytes of asset `name` carried by the single executable; null outside it or when absent. */
+export function seaAsset (name: string): Buffer | null {
+  const s = sea()
+  if (s === null) return null
+  try {
+    return Buffer.from(s.getAsset(name))
+  } catch {
+    return null
+  }
+}
+
+/** The dashboard's files carried by the single executable (name → text), or null outside it. */
+export function seaDashboard (): Map<string, string> | null {
+  const manifest = seaAsset('dashboard.json')
+  if (manifest === null) return null
+  const out = new Map<string, string>()
+  for (const name of JSON.parse(manifest.toString()) as string[]) {
+    const body = seaAsset(`dashboard/${name}`)
+    if (body !== null) out.set(name, body.toString('utf8'))
+  }
+  return out
+}
+
 const loaded = new Map<string, unknown>()
 
 /**

@@ -10,7 +10,7 @@
 // docs/deploy.md says what the binary needs from the machine (Linux x64, glibc, libstdc++).
 import { build, type Plugin } from 'esbuild'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -39,6 +39,22 @@ function addons (): Record<string, string> {
   const sqlite = join(packageDir('better-sqlite3'), 'build', 'Release', 'better_sqlite3.node')
   for (const f of [uws, sqlite]) if (!existsSync(f)) throw new Error(`native addon missing: ${f} (run npm ci)`)
   return { 'uws.node': uws, 'better_sqlite3.node': sqlite }
+}
+
+/**
+ * The built dashboard (dist/dashboard/) as assets `dashboard/<file>`, with `dashboard.json` listing
+ * them: the gateway serves them from the binary (gateway/static.ts, plugins/native.ts).
+ */
+function dashboardAssets (work: string): Record<string, string> {
+  const dir = join(ROOT, 'dist', 'dashboard')
+  if (!existsSync(join(dir, 'index.html'))) throw new Error(`the dashboard is not built in ${dir} (run npm run build)`)
+  const names = readdirSync(dir).filter((n) => statSync(join(dir, n)).isFile()).sort()
+  const out: Record<string, string> = {}
+  for (const n of names) out[`dashboard/${n}`] = join(dir, n)
+  const manifest = join(work, 'dashboard.json')
+  writeFileSync(manifest, JSON.stringify(names))
+  out['dashboard.json'] = manifest
+  return out
 }
 
 /** uWebSockets.js from the binary's asset, falling back to the package's JavaScript implementation. */
@@ -148,7 +164,7 @@ main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
   })
   for (const w of result.warnings) process.stderr.write(`esbuild: ${w.text} (${w.location?.file ?? '?'}:${w.location?.line ?? '?'})\n`)
 
-  const assets = addons()
+  const assets = { ...addons(), ...dashboardAssets(work) }
   const blob = join(work, 'roundgate.blob')
   const config = join(work, 'sea-config.json')
   writeFileSync(config, JSON.stringify({ main: script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets }, null, 2))

@@ -79,6 +79,9 @@ void t.test('start: a round with one MQTT and one HTTP terminal, then SIGTERM en
   t.match(out, /"msg":"uws: native"/, 'the gateway runs native µWS')
 
   const base = `http://127.0.0.1:${httpPort}`
+  const page = await get(base, '/')
+  t.equal(page.status, 200, 'the dashboard is served from inside the binary')
+  t.match(page.text, /<html/i)
   t.equal((await call(base, 'PUT', '/v1/groups/bin', { need: 2, minOnlineRatio: 1 })).status, 200)
   const m = await connect(`mqtt://127.0.0.1:${mqttPort}`, 'bin-mqtt')
   t.teardown(async () => { await m.endAsync(true) })

@@ -7,6 +7,7 @@
 import type { Aedes, Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { chainAuthenticate, chainAuthorizeForward, chainAuthorizePublish, chainAuthorizeSubscribe } from '../hooks.js'
+import { isSysFilter, SYS_ROOT } from '../sys/index.js'
 import { markWill, rawPublish, replacePublish, willOwnerId, willOwnerMark } from '../internals.js'
 import type { Acl } from './acl.js'
 import { NAME, identityOf, isCurrent, mayUseClientId, ownerRecord, type Identity } from './identity.js'
@@ -26,6 +27,8 @@ export interface SchedulerGuard {
   isAdmin: (client: Client) => boolean
   mayPublish: (client: Client | null, packet: PublishPacket, kind: SchedulerKind, group: string) => string | null
 }
+
+const SYS_PREFIX = `${SYS_ROOT}/`
 
 /** setTimeout's longest delay; a later expiry is re-armed from there */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -120,9 +123,12 @@ export class MqttAuth {
     chainAuthorizeSubscribe(broker, async (client, sub, next) => {
       const id = this.identity(client)
       if (id === null) return null
-      const ok = sub.topic.startsWith(this.head)
-        ? maySubscribePrefixed(id, client.id, sub.topic.split('/').slice(this.prefixDepth))
-        : opts.acl.maySubscribe(id, client.id, sub.topic)
+      // $SYS/roundgate/...: viewers and admins (the broker's own figures), whatever the ACL says
+      const ok = isSysFilter(sub.topic)
+        ? id.role !== 'terminal'
+        : sub.topic.startsWith(this.head)
+          ? maySubscribePrefixed(id, client.id, sub.topic.split('/').slice(this.prefixDepth))
+          : opts.acl.maySubscribe(id, client.id, sub.topic)
       if (!ok) {
         this.log.debug({ clientId: client.id, filter: sub.topic }, 'subscription refused')
         return null
@@ -135,9 +141,11 @@ export class MqttAuth {
       const id = this.sessions.get(client)
       if (id === undefined || !isCurrent(id)) return null
       const topic = packet.topic
-      const ok = topic.startsWith(this.head)
-        ? mayReadPrefixed(id, client.id, topic.split('/').slice(this.prefixDepth))
-        : opts.acl.mayRead(id, client.id, topic)
+      const ok = topic.startsWith(SYS_PREFIX)
+        ? id.role !== 'terminal'
+        : topic.startsWith(this.head)
+          ? mayReadPrefixed(id, client.id, topic.split('/').slice(this.prefixDepth))
+          : opts.acl.mayRead(id, client.id, topic)
       return ok ? prev(client, packet) : null
     })
   }
