@@ -108,6 +108,7 @@ void t.test('a broker with --passwd-file and --jwt-secret serves a terminal hold
   await waitFor(() => out.includes('credentials file reloaded'), 5000, 'reloaded')
   t.equal(await connackCode(url, 'late', { username: 'late', password: 'late-password' }), 0, 'after SIGHUP the new user connects')
   t.ok(c.connected, 'the token session stayed')
+  await send(c, 'rg/render/done/term1', { round: 1 }) // SIGTERM waits for an executing round to end
   child.kill('SIGTERM')
   t.equal(await within(exited, 15000, 'exit'), 0)
 })

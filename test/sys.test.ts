@@ -152,3 +152,22 @@ void t.test('with canRead (the auth plugin\'s hook): only allowed clients subscr
   t.same(tin.messages.filter((m) => m.topic.startsWith('$SYS')).map((m) => m.topic), [], 'no $SYS value reached it, retained or live, not even through #')
   t.ok(term.connected, 'and it stays connected')
 })
+
+void t.test('with authentication on: viewers and admins read $SYS/roundgate, terminals may not (whatever the ACL)', async (t) => {
+  const { SignJWT } = await import('jose')
+  const secret = 'a-secret-of-at-least-thirty-two-characters!'
+  const token = async (sub: string, role: string): Promise<string> =>
+    await new SignJWT({ role }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(secret))
+  const b = await startBroker({ sysIntervalS: 1, jwtSecret: secret })
+  t.teardown(b.close)
+  const viewer = await connect(b.url, 'ops-1', { username: 'ops', password: await token('ops', 'viewer') })
+  const term = await connect(b.url, 'dev1', { username: 'dev1', password: await token('dev1', 'terminal') })
+  t.teardown(async () => { await viewer.endAsync(true); await term.endAsync(true) })
+  const seen = new Inbox(viewer)
+  const denied = new Inbox(term)
+  const v = await viewer.subscribeAsync('$SYS/roundgate/#', { qos: 0 })
+  t.equal(v[0].qos, 0, 'the viewer\'s subscription is granted')
+  await t.rejects(term.subscribeAsync('$SYS/roundgate/#', { qos: 0 }), 'the terminal\'s is refused (SUBACK 0x80)')
+  await waitFor(() => seen.messages.some((m) => m.topic === '$SYS/roundgate/uptime'), 3000, 'the viewer reads the figures')
+  t.equal(denied.messages.length, 0, 'nothing reaches the terminal')
+})

@@ -1,4 +1,5 @@
-// `roundgate start [flags]`: run the broker until SIGTERM or SIGINT. The flags come from the FLAGS
+// `roundgate start [flags]`: run the broker until SIGTERM or SIGINT (SIGHUP reloads the credentials
+// file and the TLS certificate). The flags come from the FLAGS
 // table of broker/config.ts (each also as ROUNDGATE_<FLAG>); commander shows them in --help and
 // reads them, config.ts turns them into settings.
 import { type Command, Option } from 'commander'
@@ -8,7 +9,8 @@ export function register (program: Command): void {
   const cmd = program.command('start')
     .description('run the broker: MQTT (TCP, TLS, WebSocket) and the HTTP gateway')
     .addHelpText('after', '\nEvery flag also as an environment variable ROUNDGATE_<FLAG>, e.g. ROUNDGATE_MQTT_PORT=1884;\n' +
-      'weight: configuration file < environment < command line. SIGTERM or SIGINT stop it (exit status 0).')
+      'weight: configuration file < environment < command line. SIGTERM or SIGINT stop it (exit status 0);\n' +
+      'SIGHUP reloads the credentials file and the TLS certificate.')
   cmd.addOption(new Option('--config <file>', 'JSON configuration file [ROUNDGATE_CONFIG]'))
   const attributes = new Map<string, string>() // commander's attribute name → flag
   for (const [flag, d] of Object.entries(FLAGS)) {
@@ -77,5 +79,9 @@ async function start (cli: CommandLine): Promise<number> {
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
+    process.on('SIGHUP', () => {
+      log.info({ signal: 'SIGHUP' }, 'reloading the credentials file and the TLS certificate')
+      running.reload().catch((err: unknown) => log.error({ err }, 'reload failed'))
+    })
   })
 }

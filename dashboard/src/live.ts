@@ -34,7 +34,9 @@ export class Live {
     const o = this.opts
     o.onStatus('connecting')
     const client = mqtt.connect(o.url, {
-      clientId: `rg-dashboard-${Math.random().toString(36).slice(2, 10)}`,
+      // a logged-in user connects as `<user>-dashboard-…`: the clientIds a viewer's credentials
+      // allow are its name and `<user>-*` (docs/security.md), never another terminal's
+      clientId: `${o.username ?? 'rg'}-dashboard-${Math.random().toString(36).slice(2, 10)}`,
       protocolVersion: 4,
       clean: true,
       // plain timers: mqtt.js's default in browsers runs its keepalive in a blob: Worker, which the
