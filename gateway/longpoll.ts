@@ -58,6 +58,12 @@ export class LongPolls {
       const w = this.byGroup.get(group)?.get(clientId)
       if (w !== undefined) this.expire([w], true)
     }
+    // PROTOCOL section 5: a leave answers the terminal's pending long-poll 204 at once (else the
+    // poll's hold would bring it back online)
+    const onLeave = (group: string, clientId: string): void => {
+      const w = this.byGroup.get(group)?.get(clientId)
+      if (w !== undefined) this.expire([w], false)
+    }
     const onDeleted = (group: string): void => {
       const m = this.byGroup.get(group)
       if (m === undefined) return
@@ -69,8 +75,11 @@ export class LongPolls {
     const engine = this.engine
     engine.on('release', onRelease)
     engine.on('kick', onKick)
+    engine.on('leave', onLeave)
     engine.on('deleted', onDeleted)
-    this.listeners.push(() => { engine.off('release', onRelease); engine.off('kick', onKick); engine.off('deleted', onDeleted) })
+    this.listeners.push(() => {
+      engine.off('release', onRelease); engine.off('kick', onKick); engine.off('leave', onLeave); engine.off('deleted', onDeleted)
+    })
   }
 
   /** Pending polls right now. */

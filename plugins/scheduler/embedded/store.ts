@@ -21,6 +21,8 @@ export interface MemoryStoreOptions {
 
 export class MemoryStore implements Store {
   private readonly groups = new Map<string, GroupModel>()
+  /** deleted groups → their last round: a group created again goes on from there */
+  private readonly tombstones = new Map<string, number>()
   private readonly opts: Required<Omit<MemoryStoreOptions, 'dataDir'>>
   private readonly snapshot: SnapshotFile | null
 
@@ -66,10 +68,13 @@ export class MemoryStore implements Store {
     return this.run(group, { createWith: config }, () => {})
   }
 
-  async deleteGroup (group: string): Promise<boolean> {
-    const existed = this.groups.delete(group)
-    if (existed) this.snapshot?.markDirty(this.groups.values())
-    return existed
+  async deleteGroup (group: string): Promise<number | null> {
+    const m = this.groups.get(group)
+    if (m === undefined) return null
+    this.groups.delete(group)
+    this.tombstones.set(group, m.round)
+    this.snapshot?.markDirty(this.groups.values())
+    return m.round
   }
 
   async heartbeat (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
@@ -137,12 +142,13 @@ export class MemoryStore implements Store {
         throw new RgError('unavailable', `the broker already holds ${this.opts.maxGroups} groups`)
       }
       m = new GroupModel(group, { ...opts.createWith }, now, this.limits())
+      m.round = this.tombstones.get(group) ?? 0
       created = true
     }
     const before = m.fingerprint()
     m.events = []
     fn(m, now) // throws before changing anything when it refuses
-    if (created) this.groups.set(group, m)
+    if (created) { this.groups.set(group, m); this.tombstones.delete(group) }
     m.settle(now)
     const changed = created || m.fingerprint() !== before
     if (changed) m.updatedAt = now
@@ -152,6 +158,6 @@ export class MemoryStore implements Store {
       this.snapshot.reserve(m, this.groups.values())
       this.snapshot.markDirty(this.groups.values())
     }
-    return { state: m.state(), timing: m.timing(), changed, events, heartbeatMs: m.config.heartbeatMs }
+    return { state: m.state(), timing: m.timing(), changed, events, heartbeatMs: m.config.heartbeatMs, now }
   }
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import { RgError } from '../../errors.js'
 import { LocalBus, type Bus, type BusEvent } from './bus.js'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
+import { ClockOffset } from './clock.js'
 import { ActiveRelease } from './release.js'
 import type { GroupSnapshot, Store } from './store.js'
 import type { GroupConfig, GroupState, OpResult, Phase, RoundSummary, TerminalView } from './types.js'
@@ -34,6 +35,8 @@ export interface EngineEvents {
   /** what `state` shows changed, through this process */
   changed: [state: GroupState, phaseChanged: boolean]
   kick: [group: string, clientId: string]
+  /** a terminal left (in any process): its pending long-poll is answered at once */
+  leave: [group: string, clientId: string]
   deleted: [group: string]
 }
 
@@ -48,6 +51,12 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
   private readonly holds = new Map<string, Map<string, number>>()
   private readonly ticking = new Set<string>()
+  /** groups whose pending long-polls could not be held (logged once until it works again) */
+  private readonly holdFailing = new Set<string>()
+  /** deleted groups → their last round, and when: a late release of such a round is stale */
+  private readonly deletedRounds = new Map<string, { round: number, at: number }>()
+  /** the store's clock minus this process's (Redis TIME in cluster mode), for the timers */
+  private readonly clock = new ClockOffset()
   private sweeper: NodeJS.Timeout | null = null
   /** the sweep is failing (store unreachable): logged once when it starts and once when it ends */
   private sweepFailing = false
@@ -66,10 +75,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.bus.subscribe((ev) => this.onEvent(ev, false))
     await this.bus.open()
     await this.store.open()
-    for (const [name, cfg] of Object.entries(this.opts.groups ?? {})) {
-      checkGroupName(name)
-      this.apply(await this.store.ensureGroup(name, mergeConfig(this.defaults, parsePartialConfig(cfg))))
-    }
+    for (const [name, cfg] of Object.entries(this.opts.groups ?? {})) await this.declare(checkGroupName(name), parsePartialConfig(cfg))
     for (const g of await this.store.listGroups()) {
       const snap = await this.store.getGroup(g)
       if (snap === null) continue
@@ -120,7 +126,13 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   async leave (group: string, clientId: string): Promise<Record<string, never>> {
-    this.apply(await this.store.leave(this.group(group), checkClientId(clientId)))
+    const g = this.group(group)
+    const id = checkClientId(clientId)
+    this.apply(await this.store.leave(g, id))
+    // the terminal's own pending long-poll (in any process) must not hold it online again
+    const ev: BusEvent = { type: 'left', group: g, clientId: id }
+    this.onEvent(ev, true)
+    this.bus.publish(ev)
     return {}
   }
 
@@ -178,9 +190,11 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   async deleteGroup (group: string): Promise<void> {
-    if (!await this.store.deleteGroup(this.group(group))) throw new RgError('unknown_group', `no group named ${group}`)
-    this.onEvent({ type: 'deleted', group }, true)
-    this.bus.publish({ type: 'deleted', group })
+    const round = await this.store.deleteGroup(this.group(group))
+    if (round === null) throw new RgError('unknown_group', `no group named ${group}`)
+    const ev: BusEvent = { type: 'deleted', group, round }
+    this.onEvent(ev, true)
+    this.bus.publish(ev)
   }
 
   async getGroup (group: string): Promise<{ config: GroupConfig, state: GroupState }> {
@@ -217,6 +231,23 @@ export class Engine extends EventEmitter<EngineEvents> {
     return checkGroupName(group)
   }
 
+  /**
+   * A group declared in the configuration file (PROTOCOL section 8): created when missing, and
+   * when it exists, every key the file names is put back to the file's value (one log line each).
+   */
+  private async declare (name: string, patch: Partial<GroupConfig>): Promise<void> {
+    const res = this.apply(await this.store.ensureGroup(name, mergeConfig(this.defaults, patch)))
+    if (res.changed) return // just created, from the file
+    const stored = (await this.snapshot(name)).config
+    const back: Partial<GroupConfig> = {}
+    for (const [key, value] of Object.entries(patch) as Array<[keyof GroupConfig, unknown]>) {
+      if (JSON.stringify(stored[key]) === JSON.stringify(value)) continue
+      Object.assign(back, { [key]: value })
+      this.log.info({ group: name, key, old: stored[key], new: value }, 'configuration file puts a group key back')
+    }
+    if (Object.keys(back).length > 0) this.apply(await this.store.ctl(name, { op: 'configure', config: back }))
+  }
+
   private createOpts (): { createWith?: GroupConfig } {
     return this.opts.autoCreateGroups ? { createWith: this.defaults } : {}
   }
@@ -229,6 +260,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Everything a transition caused: events out on the bus, state changes, the next timer. */
   private apply (res: OpResult): OpResult {
+    this.clock.sample(res.now)
     const s = res.state
     for (const ev of res.events) {
       this.onEvent(ev, true)
@@ -263,6 +295,8 @@ export class Engine extends EventEmitter<EngineEvents> {
         const rel = new ActiveRelease(ev.release)
         const cur = this.active.get(rel.group)
         if (cur !== undefined && cur.round >= rel.round) return
+        const gone = this.deletedRounds.get(rel.group)
+        if (gone !== undefined && rel.round <= gone.round) return // the group was deleted since
         this.active.set(rel.group, rel)
         this.log.info({ group: rel.group, round: rel.round, participants: rel.size }, 'round released')
         this.notify('release', rel)
@@ -281,8 +315,12 @@ export class Engine extends EventEmitter<EngineEvents> {
       case 'kicked':
         this.notify('kick', ev.group, ev.clientId)
         break
+      case 'left':
+        this.notify('leave', ev.group, ev.clientId)
+        break
       case 'deleted':
-        this.active.delete(ev.group)
+        this.forgetDeleted(ev.group, ev.round)
+        if ((this.active.get(ev.group)?.round ?? 0) <= ev.round) this.active.delete(ev.group)
         this.phases.delete(ev.group)
         this.holds.delete(ev.group)
         this.clearTimer(ev.group)
@@ -291,7 +329,15 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  /** One precise timer per group, for the earliest time-driven transition. */
+  private forgetDeleted (group: string, round: number): void {
+    const now = Date.now()
+    // bus events arrive within moments: a mark older than a minute has done its work
+    for (const [g, m] of this.deletedRounds) if (now - m.at > 60000) this.deletedRounds.delete(g)
+    const prev = this.deletedRounds.get(group)
+    this.deletedRounds.set(group, { round: Math.max(round, prev?.round ?? 0), at: now })
+  }
+
+  /** One precise timer per group, for the earliest time-driven transition (`at` on the store's clock). */
   private schedule (group: string, at: number | null): void {
     const cur = this.timers.get(group)
     if (at === null) { this.clearTimer(group); return }
@@ -301,7 +347,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const timer = setTimeout(() => {
       this.timers.delete(group)
       this.tick(group).catch((err) => this.log.error({ err, group }, 'timer tick failed'))
-    }, Math.max(0, at - Date.now()) + 1)
+    }, Math.max(0, at - this.clock.now()) + 1)
     timer.unref()
     this.timers.set(group, { at, timer })
   }
@@ -316,12 +362,27 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.ticking.add(group)
     try {
       const held = this.holds.get(group)
-      if (held !== undefined && held.size > 0) this.apply(await this.store.hold(group, [...held.keys()]))
+      if (held !== undefined && held.size > 0) await this.refreshHolds(group, [...held.keys()])
       this.apply(await this.store.tick(group))
     } catch (err) {
       if (!(err instanceof RgError && err.code === 'unknown_group')) throw err
     } finally {
       this.ticking.delete(group)
+    }
+  }
+
+  /**
+   * Count the terminals whose long-polls are pending as heard from. A refusal (a full group) is
+   * logged once and never stops the tick that follows: eviction, timeouts and RESET go on.
+   */
+  private async refreshHolds (group: string, ids: string[]): Promise<void> {
+    try {
+      this.apply(await this.store.hold(group, ids))
+      if (this.holdFailing.delete(group)) this.log.info({ group }, 'pending long-polls are held again')
+    } catch (err) {
+      if (!(err instanceof RgError) || err.code === 'unknown_group') throw err
+      if (!this.holdFailing.has(group)) this.log.warn({ group, err: err.message }, 'pending long-polls cannot be held; the group is swept anyway')
+      this.holdFailing.add(group)
     }
   }
 
@@ -331,3 +392,4 @@ export class Engine extends EventEmitter<EngineEvents> {
     await Promise.all(groups.map(async (g) => await this.tick(g)))
   }
 }
+

@@ -129,6 +129,8 @@ export interface OpResult {
   heartbeatMs: number
   /** `done` only: the report was a repeat */
   duplicate?: boolean
+  /** the store's clock (epoch ms) when the transition ran: timing is on this clock */
+  now: number
 }
 
 export const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/
