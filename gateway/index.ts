@@ -10,6 +10,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './body.js'
 import { LongPolls } from './longpoll.js'
 import { Router, type Authorize } from './router.js'
 import { adminRoutes } from './routes-admin.js'
+import { jobRoutes } from './routes-jobs.js'
 import { terminalRoutes } from './routes-terminal.js'
 import { opsRoutes, viewRoutes } from './routes-view.js'
 
@@ -70,7 +71,8 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
   router.add(terminalRoutes(engine, polls))
   router.add(viewRoutes(engine, metrics))
   router.add(adminRoutes(engine))
-  router.add(opsRoutes(opts.isReady ?? (async () => await engine.store.ping()), metrics))
+  router.add(jobRoutes(engine))
+  router.add(opsRoutes(engine, opts.isReady ?? (async () => await engine.store.ping()), metrics))
 
   const app = uWS.App()
   app.any('/*', (res, req) => router.handle(res, req))

@@ -58,12 +58,6 @@ export class LongPolls {
       const w = this.byGroup.get(group)?.get(clientId)
       if (w !== undefined) this.expire([w], true)
     }
-    // PROTOCOL section 5: a leave answers the terminal's pending long-poll 204 at once (else the
-    // poll's hold would bring it back online)
-    const onLeave = (group: string, clientId: string): void => {
-      const w = this.byGroup.get(group)?.get(clientId)
-      if (w !== undefined) this.expire([w], false)
-    }
     const onDeleted = (group: string): void => {
       const m = this.byGroup.get(group)
       if (m === undefined) return
@@ -72,13 +66,22 @@ export class LongPolls {
         w.ex.error(new RgError('unknown_group', `group ${group} was deleted`))
       }
     }
+    // a terminal that left (PROTOCOL 5): its pending poll is answered 204 at once, so the poll does
+    // not hold it online again
+    const onLeft = (group: string, clientId: string): void => {
+      const w = this.byGroup.get(group)?.get(clientId)
+      if (w !== undefined) this.expire([w], false)
+    }
     const engine = this.engine
     engine.on('release', onRelease)
     engine.on('kick', onKick)
-    engine.on('leave', onLeave)
+    engine.on('left', onLeft)
     engine.on('deleted', onDeleted)
     this.listeners.push(() => {
-      engine.off('release', onRelease); engine.off('kick', onKick); engine.off('leave', onLeave); engine.off('deleted', onDeleted)
+      engine.off('release', onRelease)
+      engine.off('kick', onKick)
+      engine.off('left', onLeft)
+      engine.off('deleted', onDeleted)
     })
   }
 

@@ -2,8 +2,7 @@
 // ones (/healthz, /readyz, /metrics).
 import { RgError } from '../plugins/errors.js'
 import type { Engine } from '../plugins/scheduler/index.js'
-import { queryNumber } from './body.js'
-import type { RouteDef } from './router.js'
+import type { Call, RouteDef } from './router.js'
 
 export interface Renderer {
   render (): Promise<{ contentType: string, body: string }>
@@ -45,19 +44,36 @@ export function viewRoutes (engine: Engine, fanouts: FanoutSource | undefined): 
     },
     {
       method: 'GET',
+      path: '/v1/groups/:g/terminals/:id',
+      who: 'viewer',
+      handle: async (call) => ({ status: 200, json: await engine.terminal(call.params.g, call.params.id, param(call, 'limit')) })
+    },
+    {
+      method: 'GET',
       path: '/v1/groups/:g/rounds',
       who: 'viewer',
-      handle: async (call) => {
-        const limit = queryNumber(call.query, 'limit')
-        const before = queryNumber(call.query, 'before')
-        return { status: 200, json: await engine.rounds(call.params.g, limit, before) }
-      }
+      handle: async (call) => ({
+        status: 200,
+        json: await engine.rounds(call.params.g, param(call, 'limit'), param(call, 'before'), param(call, 'outcome'))
+      })
     }
   ]
 }
 
-export function opsRoutes (isReady: () => Promise<boolean>, metrics: Renderer | undefined): RouteDef[] {
+/** A query parameter as given (the engine validates it), undefined when absent. */
+export function param (call: Call, name: string): string | undefined {
+  return call.query.get(name) ?? undefined
+}
+
+export function opsRoutes (engine: Engine, isReady: () => Promise<boolean>, metrics: Renderer | undefined): RouteDef[] {
   return [
+    {
+      method: 'GET',
+      path: '/v1/time',
+      who: 'anyone',
+      // the broker's clock (the store's in cluster mode), for terminals estimating their offset
+      handle: async () => ({ status: 200, json: { serverTime: Math.round(engine.now()) } })
+    },
     {
       method: 'GET',
       path: '/healthz',

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   unavailable: { status: 503, message: 'the service is unavailable' },
   // roundgate's own, documented in README
   superseded: { status: 409, message: 'a newer long-poll from the same clientId replaced this one' },
+  unknown_job: { status: 404, message: 'no such job' },
   not_found: { status: 404, message: 'no such route' }
 } as const
 

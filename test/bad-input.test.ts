@@ -78,7 +78,8 @@ void t.test('forced release, abort and kick', async (t) => {
   await a.ready(); await b.ready()
   t.equal((await f.ctl({ op: 'release' })).json.ok, true, 'release now with whoever is ready')
   const rel = (await a.release()).json
-  t.same(rel.participants, ['a', 'b'])
+  t.equal(rel.participants, 2)
+  t.same(await f.participating(), ['a', 'b'], 'whoever was ready')
   t.equal((await f.ctl({ op: 'abort' })).json.ok, true)
   t.equal((await w.next('rg/g/rounds')).json.outcome, 'aborted')
   await f.waitPhase('WAITING')

@@ -13,7 +13,7 @@ export interface BusFactory {
 
 const release: BusEvent = {
   type: 'released',
-  release: { group: 'g', round: 7, releasedAt: 1, deadline: 2, participants: ['a', 'b'], bosses: [], payload: { x: [] } }
+  release: { group: 'g', round: 7, attempt: 1, job: null, releasedAt: 1, startAt: 1, deadline: 2, participants: ['a', 'b'], bosses: [], payload: { x: [] } }
 }
 
 export function busSuite (t: Test, name: string, make: BusFactory): void {

@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import t from 'tap'
-import { Engine, LocalHub, MemoryStore, type Store } from '../plugins/scheduler/index.js'
+import { Engine, LocalHub, MemoryStore, type ReleaseRecord, type Store } from '../plugins/scheduler/index.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 const silent = pino({ level: 'silent' })
@@ -86,8 +86,8 @@ void t.test('bus: a release arriving after its group was deleted leaves no stale
   await other.open()
   await engine.start()
   t.teardown(async () => { await engine.stop(); await other.close() })
-  const rel = (round: number): { group: string, round: number, releasedAt: number, deadline: number, participants: string[], bosses: string[], payload: null } =>
-    ({ group: 'g', round, releasedAt: 1, deadline: Date.now() + 60000, participants: ['a'], bosses: [], payload: null })
+  const rel = (round: number): ReleaseRecord =>
+    ({ group: 'g', round, attempt: 1, job: null, releasedAt: 1, startAt: 1, deadline: Date.now() + 60000, participants: ['a'], bosses: [], payload: null })
   const seen: number[] = []
   engine.on('release', (r) => seen.push(r.round))
   other.publish({ type: 'deleted', group: 'g', round: 5 })
@@ -111,8 +111,8 @@ void t.test('bus: a leave in one process reaches every other process', async (t)
   await b.start()
   t.teardown(async () => { await a.stop(); await b.stop() })
   const heard: string[] = []
-  b.on('leave', (g, id) => heard.push(`b:${g}/${id}`))
-  a.on('leave', (g, id) => heard.push(`a:${g}/${id}`))
+  b.on('left', (g, id) => heard.push(`b:${g}/${id}`))
+  a.on('left', (g, id) => heard.push(`a:${g}/${id}`))
   await a.heartbeat('g', 'x', {})
   await a.leave('g', 'x')
   t.strictSame(heard, ['a:g/x', 'b:g/x'], 'both processes hear the leave, once each')
@@ -136,8 +136,8 @@ void t.test('the configuration file wins at every start for the keys it names, e
   t.strictSame(config.payload, { job: 1 }, 'payload: back to the file')
   t.equal(config.selection, 'fair', 'a key the file does not name keeps its run-time value')
   t.equal(state.ready, 1, 'state survives: a is still ready')
-  const back = lines.filter((l) => l.msg === 'configuration file puts a group key back')
-  t.strictSame(back.map((l) => [l.group, l.key, l.old, l.new]), [['g', 'need', 7, 3], ['g', 'payload', { job: 2 }, { job: 1 }]],
+  const back = lines.filter((l) => l.msg === 'the configuration file puts a group key back')
+  t.strictSame(back.map((l) => [l.group, l.key, l.was, l.now]), [['g', 'need', 7, 3], ['g', 'payload', { job: 2 }, { job: 1 }]],
     'one line per key put back, with old and new; none for a key already equal')
   await sleep(0)
 })

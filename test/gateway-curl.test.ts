@@ -42,7 +42,7 @@ void t.test('a bash + curl terminal and a fetch terminal share two full rounds',
     await post(g.base, '/v1/groups/mix/ready', { clientId: 'js1' })
     const rel = await get(g.base, `/v1/groups/mix/release?clientId=js1&after=${after}&wait=10`)
     t.equal(rel.status, 200, `js1 released for round ${i + 1}`)
-    t.same([...rel.json.participants].sort(), ['js1', 'sh1'])
+    t.equal(rel.json.participants, 2, 'js1 and sh1')
     t.same((await post(g.base, '/v1/groups/mix/done', { clientId: 'js1', round: rel.json.round, result: { n: i } })).json, { duplicate: false })
     after = rel.json.round
   }

@@ -16,7 +16,8 @@ void t.test('release waits for need × minOnlineRatio online smalls, then uses e
   await b.ready()
   const rel = (await a.release()).json
   t.equal(rel.round, 1)
-  t.same([...rel.participants].sort(), ['a', 'b'], 'effNeed = min(need, online smalls) = 2')
+  t.equal(rel.participants, 2, 'effNeed = min(need, online smalls) = 2: the release counts them')
+  t.same(await f.participating(), ['a', 'b'], 'and the terminals view names them')
   t.equal(rel.shard.count, 2)
 })
 
@@ -26,7 +27,8 @@ void t.test('exactly need participants; those not chosen stay ready for the next
   await c.hb(); await b.hb() // all online first, so the release waits for two ready
   await readyAll([a, b, c])
   const r1 = (await a.release()).json
-  t.same(r1.participants, ['a', 'b'], 'fifo: the earliest two ready')
+  t.equal(r1.participants, 2)
+  t.same(await f.participating(), ['a', 'b'], 'fifo: the earliest two ready')
   t.same(r1.shard, { index: 0, count: 2 })
   t.same((await b.release()).json.shard, { index: 1, count: 2 })
   t.ok(await silent(c.inbox, 'rg/g/release', 200), 'c is not a participant and never receives the release')
@@ -37,7 +39,8 @@ void t.test('exactly need participants; those not chosen stay ready for the next
   await a.ready()
   const r2 = (await c.release()).json
   t.equal(r2.round, 2, 'rounds count up by one')
-  t.same(r2.participants, ['c', 'a'], 'c, still ready from before, goes first')
+  t.same([r2.participants, r2.shard], [2, { index: 0, count: 2 }], 'c, still ready from before, goes first')
+  t.same((await a.inbox.next((m) => m.topic === 'rg/g/release' && m.json.round === 2)).json.shard, { index: 1, count: 2 }, 'then a')
 })
 
 void t.test('a terminal ready after the freeze is never part of that round', async (t) => {
@@ -67,7 +70,8 @@ void t.test('bossNeed: bosses are needed and get role boss with their own shard'
   t.equal(rb.role, 'boss')
   t.same(rb.shard, { index: 0, count: 1 })
   t.same(rb.bosses, ['boss'])
-  t.same(rb.participants, ['s1', 's2', 'boss'])
+  t.equal(rb.participants, 3, 'smalls and bosses together')
+  t.same(await f.participating(), ['boss', 's1', 's2'])
   const r1 = (await s1.release()).json
   t.equal(r1.role, 'small')
   t.same(r1.shard, { index: 0, count: 2 })
@@ -246,7 +250,8 @@ void t.test('selection fair prefers who waited longest since taking part', async
   await a.ready(); await b.ready() // a is earlier, but b never took part
   await f.ctl({ op: 'resume' })
   const r = (await b.release()).json
-  t.same(r.participants, ['b'])
+  t.equal(r.participants, 1)
+  t.same(await f.participating(), ['b'], 'b, who never took part, over a')
 })
 
 void t.test('selection load prefers the lowest reported load', async (t) => {
@@ -256,7 +261,9 @@ void t.test('selection load prefers the lowest reported load', async (t) => {
   await readyAll(ts)
   t.equal((await f.ctl({ op: 'resume' })).json.ok, true)
   const r = (await ts[1].release()).json
-  t.same(r.participants, ['b', 'c'])
+  t.equal(r.participants, 2)
+  t.same(await f.participating(), ['b', 'c'], 'the two lowest loads')
+  t.same(r.shard, { index: 0, count: 2 }, 'the lowest load first')
 })
 
 void t.test('payload is attached to every release', async (t) => {
@@ -304,7 +311,7 @@ void t.test('an unknown group is created on first use with the group defaults', 
   await a.c.publishAsync('rg/fresh/ready/a', '{}', { qos: 1 })
   const rel = (await b.inbox.next('rg/fresh/release')).json
   t.equal(rel.payload, 'default job')
-  t.equal(rel.participants.length, 2)
+  t.equal(rel.participants, 2)
   const g = await f.broker.server.engine.getGroup('fresh')
   t.equal(g.config.need, 2)
 })

@@ -20,7 +20,10 @@ async function dir (t: Test): Promise<string> {
 }
 
 function summary (group: string, round: number, outcome: RoundSummary['outcome'] = 'completed', endedAt = 1000 + round, participants = ['a', 'b']): RoundSummary {
-  return { group, round, outcome, releasedAt: endedAt - 1, endedAt, participants, done: participants, dropped: [], results: {}, failed: [] }
+  return {
+    group, round, attempt: 1, job: null, outcome, releasedAt: endedAt - 1, startAt: endedAt - 1, endedAt, participants, done: participants,
+    dropped: [], stragglers: [], results: {}, timing: { doneP50Ms: null, doneP99Ms: null, lastDoneMs: null }, failed: [], doneMs: {}
+  }
 }
 
 void t.test('open: a new file in WAL mode at the current schema version; the durability level is applied', async (t) => {
@@ -168,7 +171,7 @@ void t.test('import: a clean JSON state file comes in whole, once, and is rename
   t.ok(existsSync(join(d, 'roundgate-state.json.imported')), 'and kept aside')
   const g = db.prepare("SELECT * FROM groups WHERE name = 'g'").get() as Record<string, unknown>
   t.match(scalarsFrom('g', g), { phase: 'EXECUTING', round: 2, missed: 0, retry: null })
-  t.match(JSON.parse(db.prepare("SELECT config FROM configs WHERE name = 'g'").pluck().get() as string), { need: 2, resetMs: 0, payload: { job: 1 } }, 'the configuration')
+  t.match(JSON.parse(db.prepare("SELECT config FROM configs WHERE name = 'g'").pluck().get() as string), { need: 2, resetMs: 0, payload: { job: 1 }, startDelayMs: 0 }, 'the configuration, with keys added since at their defaults')
   t.strictSame(db.prepare("SELECT id, role, ready_seq, last_round FROM terminals WHERE grp = 'g' ORDER BY id").all(),
     [{ id: 'a', role: 'small', ready_seq: 0, last_round: 2 }, { id: 'b', role: 'small', ready_seq: 0, last_round: 2 }, { id: 'c', role: 'boss', ready_seq: 5, last_round: 0 }])
   t.match(JSON.parse(db.prepare("SELECT record FROM releases WHERE grp = 'g'").pluck().get() as string), { round: 2, participants: ['a', 'b'], attempt: 1, job: null })

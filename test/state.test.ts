@@ -19,7 +19,7 @@ void t.test('state is retained from start-up and follows every phase', async (t)
   const phases = w.on('rg/g/state').map((m) => m.json.phase).filter((p, i, all) => i === 0 || p !== all[i - 1])
   t.same(phases, ['WAITING', 'EXECUTING', 'RESET', 'WAITING'], 'every phase shown, in order, even the 30 ms RESET')
   const keys = Object.keys(first.json).sort()
-  t.same(keys, ['bossNeed', 'done', 'dropped', 'group', 'need', 'online', 'onlineBoss', 'participants', 'paused', 'phase', 'ready', 'readyBoss', 'releasedAt', 'round', 'updatedAt'].sort(), 'the fields of PROTOCOL section 6')
+  t.same(keys, ['attempt', 'bossNeed', 'done', 'dropped', 'group', 'missed', 'need', 'nextTick', 'online', 'onlineBoss', 'participants', 'paused', 'phase', 'queued', 'ready', 'readyBoss', 'releasedAt', 'round', 'startAt', 'updatedAt'], 'the fields of PROTOCOL 1.1 section 6')
 })
 
 void t.test('a burst of changes is published at most every 100 ms and ends on the newest state', async (t) => {

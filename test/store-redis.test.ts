@@ -17,7 +17,7 @@ storeSuite(t, 'redis', async (opts) => {
   const store = new RedisStore({ url: server.url, prefix: prefix(), ...opts })
   await store.open()
   return { store, cleanup: async () => await store.close() }
-})
+}, { pending11: 'the Lua scripts do not implement PROTOCOL 1.1 rules yet' })
 
 async function stores (count: number, p: string, extra: Partial<ConstructorParameters<typeof RedisStore>[0]> = {}): Promise<RedisStore[]> {
   const out: RedisStore[] = []

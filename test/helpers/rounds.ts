@@ -27,6 +27,8 @@ export interface Fleet {
   watch: () => Promise<Inbox>
   ctl: (body: unknown, admin?: string) => Promise<Received>
   state: () => ReturnType<TestBroker['server']['engine']['state']>
+  /** who takes part in the executing round, sorted (the terminals view, as GET /terminals shows it) */
+  participating: () => Promise<string[]>
   waitPhase: (phase: string, ms?: number) => Promise<void>
 }
 
@@ -81,6 +83,7 @@ export async function fleet (t: Test, config: Partial<GroupConfig>, settings: Pa
     watch,
     ctl,
     state: async () => await engine.state(group),
+    participating: async () => (await engine.terminals(group)).filter((v) => v.participating).map((v) => v.clientId).sort(),
     waitPhase: async (phase, ms = 3000) => {
       await waitFor(async () => (await engine.state(group)).phase === phase, ms, `phase ${phase}`)
     }

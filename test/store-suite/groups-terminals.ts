@@ -16,7 +16,7 @@ export function groupAndTerminalTests ({ test }: SuiteContext): void {
     t.equal(res.state.need, 3)
     t.equal(res.heartbeatMs, c.heartbeatMs)
     t.strictSame(res.events, [])
-    t.strictSame(res.timing, { resetUntil: null, deadline: null })
+    t.strictSame(res.timing, { wakeAt: null }, 'nothing to wake for')
     const snap = await store.getGroup('g')
     t.strictSame(snap?.config, c, 'the configuration comes back exactly, payload included')
     t.equal(snap?.release, null)
@@ -73,7 +73,7 @@ export function groupAndTerminalTests ({ test }: SuiteContext): void {
     t.ok(r.now >= a.now, 'not going backwards')
     t.equal(releases(r)[0]?.releasedAt, r.now, 'the release happened at that instant')
     const d = await store.done('g', 'x', { round: 1 })
-    t.equal(d.timing.resetUntil, d.now + 500, 'timing is on the same clock')
+    t.equal(d.timing.wakeAt, d.now + 500, 'timing is on the same clock')
   })
 
   test('unknown groups: refused without createWith, created with it', async (t, store) => {

@@ -7,6 +7,7 @@ import {
 export interface SuiteStoreOptions {
   maxTerminalsPerGroup?: number
   historyLimit?: number
+  maxQueuedJobs?: number
 }
 
 export type MakeStore = (opts: SuiteStoreOptions) => Promise<{ store: Store, cleanup: () => Promise<void> }>

@@ -40,7 +40,7 @@ export function roundTests ({ test, ready }: SuiteContext): void {
     t.equal(last.state.participants, 0, 'participants, done, dropped cleared')
     t.equal(last.state.done, 0)
     t.equal(last.state.releasedAt, s.releasedAt, 'releasedAt stays in state after the round')
-    t.strictSame(last.timing, { resetUntil: s.endedAt + 50, deadline: null })
+    t.strictSame(last.timing, { wakeAt: s.endedAt + 50 }, 'woken at the end of RESET')
     await t.rejects(store.done('g', 'a', { round: 1 }), { code: 'stale_round' }, 'after the round: stale')
     t.equal((await store.getGroup('g'))?.release, null, 'no release once ended')
     const noResult = await store.rounds('g', { limit: 1 })
@@ -156,7 +156,7 @@ export function roundTests ({ test, ready }: SuiteContext): void {
     const end = await store.done('g', 'a', { round: 1 })
     const s = endings(end)[0]
     t.equal(end.state.phase, 'RESET')
-    t.equal(end.timing.resetUntil, s.endedAt + 150)
+    t.equal(end.timing.wakeAt, s.endedAt + 150, 'the engine is woken at the end of RESET')
     const r = await store.ready('g', 'b', {})
     t.strictSame(releases(r), [], 'no release during RESET')
     t.equal(r.state.phase, 'RESET')
@@ -175,7 +175,7 @@ export function roundTests ({ test, ready }: SuiteContext): void {
     await store.done('g', 'a', { round: 1 })
     await until(async () => (await store.tick('g')).state.phase === 'WAITING', 3000, 'WAITING')
     const snap = await store.getGroup('g')
-    t.strictSame(snap?.timing, { resetUntil: null, deadline: null })
+    t.strictSame(snap?.timing, { wakeAt: null })
     t.equal(snap?.state.round, 1)
   })
 

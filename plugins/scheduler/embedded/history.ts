@@ -79,7 +79,7 @@ export class SqlHistory {
 /** A history row, checked: a damaged one is reported, never answered half-read. */
 export function parseSummary (group: string, round: number, text: string): RoundSummary {
   const w = new Where('history', `${JSON.stringify(group)}/${round}`)
-  const s = w.shaped('summary', text, summarySchema) as unknown as RoundSummary
+  const s = w.shaped('summary', text, summarySchema)
   if (s.round !== round || s.group !== group) w.fail('summary', `holds round ${s.round} of group ${JSON.stringify(s.group)}`)
   return s
 }

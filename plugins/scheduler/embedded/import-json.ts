@@ -15,7 +15,7 @@ import type { Db } from './db.js'
 import { StoreFileError } from './db.js'
 import { SqlHistory } from './history.js'
 import { releaseSchema, retrySchema, Rows, summarySchema, type JobRow, type ScalarsRow } from './rows.js'
-import type { GroupConfig, RoundSummary } from '../engine/types.js'
+import type { GroupConfig } from '../engine/types.js'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig } from '../engine/group-config.js'
 
 export const STATE_FILE = 'roundgate-state.json'
@@ -195,7 +195,7 @@ function writeGroup (rows: Rows, history: SqlHistory, file: StateFile, g: AnyGro
     g.dropped.forEach((id, i) => rows.putDropped.run(g.name, release.round, id, i + 1))
   }
   // oldest first: the count trim keeps the newest `historyLimit`
-  for (const sum of g.history as RoundSummary[]) history.append({ ...sum, group: g.name })
+  for (const sum of g.history) history.append({ ...sum, group: g.name })
   if ('jobs' in g) {
     for (const j of g.jobs) {
       const row: JobRow = { ...j, payload: j.payload ?? null, result: j.result }

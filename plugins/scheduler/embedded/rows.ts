@@ -4,7 +4,7 @@
 // half-loaded store. JSON columns are parsed and checked as strictly as the scalar ones.
 import { z } from 'zod'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig } from '../engine/group-config.js'
-import type { GroupConfig, Phase, Role } from '../engine/types.js'
+import type { GroupConfig, Phase, ReleaseRecord, Role, RoundSummary } from '../engine/types.js'
 import { StoreFileError, type Db } from './db.js'
 
 const PHASES: readonly string[] = ['WAITING', 'EXECUTING', 'RESET']
@@ -47,7 +47,7 @@ export interface JobRow {
   endedAt: number | null
   attempts: number
   rounds: number[]
-  result: unknown
+  result: RoundSummary | null
 }
 
 // --- checks ---------------------------------------------------------------------------------------
@@ -57,7 +57,11 @@ export class Where {
   constructor (readonly table: string, readonly row: string) {}
 
   fail (field: string, problem: string): never {
-    throw new StoreFileError(`table ${this.table}, row ${this.row}: ${field}: ${problem}`)
+    throw this.problem(field, problem)
+  }
+
+  problem (field: string, problem: string): StoreFileError {
+    return new StoreFileError(`table ${this.table}, row ${this.row}: ${field}: ${problem}`)
   }
 
   int (field: string, v: unknown, min = 0): number {
@@ -89,7 +93,7 @@ export class Where {
   }
 
   /** JSON text checked against a schema. */
-  shaped<T> (field: string, v: unknown, schema: z.ZodType<T>): T {
+  shaped<T> (field: string, v: unknown, schema: z.ZodType<T, z.ZodTypeDef, unknown>): T {
     const res = schema.safeParse(this.json(field, v))
     if (!res.success) {
       const i = res.error.issues[0]
@@ -120,21 +124,31 @@ export const releaseSchema = z.object({
   participants: z.array(id),
   bosses: z.array(id),
   payload: z.unknown()
-}).strict().transform((r) => ({ ...r, startAt: r.startAt ?? r.releasedAt, payload: r.payload ?? null }))
+}).strict().transform((r): ReleaseRecord => ({ ...r, startAt: r.startAt ?? r.releasedAt, payload: r.payload ?? null }))
 
 /** A round summary (types.ts RoundSummary); fields added by PROTOCOL 1.1 default for older rows. */
+const ms = z.number().nullable()
 export const summarySchema = z.object({
   group: z.string(),
   round: count.min(1),
+  attempt: count.min(1).default(1),
+  job: z.string().nullable().default(null),
   outcome: z.enum(['completed', 'aborted', 'timeout']),
   releasedAt: epoch,
+  startAt: epoch.optional(),
   endedAt: epoch,
   participants: z.array(id),
   done: z.array(id),
   dropped: z.array(id),
+  stragglers: z.array(id).optional(),
   results: z.record(z.unknown()),
-  failed: z.array(id).default([])
-}).passthrough()
+  timing: z.object({ doneP50Ms: ms, doneP99Ms: ms, lastDoneMs: ms }).strict().default({ doneP50Ms: null, doneP99Ms: null, lastDoneMs: null }),
+  failed: z.array(id).default([]),
+  doneMs: z.record(z.number()).default({})
+}).strict().transform((s): RoundSummary => {
+  const settled = new Set([...s.done, ...s.dropped])
+  return { ...s, startAt: s.startAt ?? s.releasedAt, stragglers: s.stragglers ?? s.participants.filter((p) => !settled.has(p)) }
+})
 
 export const retrySchema = z.object({ attempt: count.min(1), at: epoch, job: z.string().nullable() }).strict().nullable()
 

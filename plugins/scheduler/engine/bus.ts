@@ -9,14 +9,11 @@
 import type { StoreEvent } from './types.js'
 
 /**
- * What a transition caused (a release, a round's end, a kick), a terminal that left (its pending
- * long-poll, wherever it is, is answered at once), or a group deleted (with its last round: a
- * release of that round or before, arriving late from another process, is stale).
+ * What a transition caused (a release, a round's end, a kick, a terminal that left), or a group
+ * deleted, with its last round: a release of that round or before, arriving late from another
+ * process, is stale.
  */
-export type BusEvent =
-  | StoreEvent
-  | { type: 'left', group: string, clientId: string }
-  | { type: 'deleted', group: string, round: number }
+export type BusEvent = StoreEvent | { type: 'deleted', group: string, round: number }
 
 export type BusHandler = (event: BusEvent) => void
 

@@ -1,18 +1,22 @@
 // The round engine: the one entry point both doors (MQTT hooks, HTTP gateway) call. It validates
 // input, applies it to the store in one atomic transition, and turns what the transition caused
-// into events. It runs the clocks (eviction sweep, execution deadline, end of RESET) and keeps
-// this process's copy of every executing round's release for instant, I/O-free look-ups.
-// It knows nothing of MQTT or HTTP.
+// into events. It runs the clocks (clock.ts) and keeps this process's copy of every executing
+// round's release for instant, I/O-free look-ups. It knows nothing of MQTT or HTTP.
+import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { RgError } from '../../errors.js'
 import { LocalBus, type Bus, type BusEvent } from './bus.js'
+import { GroupClock } from './clock.js'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
-import { ClockOffset } from './clock.js'
 import { ActiveRelease } from './release.js'
 import type { GroupSnapshot, Store } from './store.js'
-import type { GroupConfig, GroupState, OpResult, Phase, RoundSummary, TerminalView } from './types.js'
-import { asBody, checkClientId, checkGroupName, parseCtl, parseDone, parseHeartbeat } from './validate.js'
+import type {
+  GroupConfig, GroupState, Job, JobState, OpResult, Phase, RoundSummary, StoreEvent, TerminalRound, TerminalView
+} from './types.js'
+import {
+  asBody, checkClientId, checkGroupName, checkJobId, parseCtl, parseDone, parseHeartbeat, parseJob, parseQueryInt
+} from './validate.js'
 
 export interface EngineOptions {
   store: Store
@@ -21,11 +25,14 @@ export interface EngineOptions {
   /** create unknown groups on first use, with `groupDefaults` */
   autoCreateGroups: boolean
   groupDefaults?: Partial<GroupConfig>
-  /** groups declared in the configuration file, created at start if missing */
+  /** groups declared in the configuration file: created at start, and the keys they name put back */
   groups?: Record<string, Partial<GroupConfig>>
   /** how often silent terminals are looked for (PROTOCOL: at least once a second) */
   sweepMs?: number
 }
+
+/** What a transition caused that only the process which made it reports (alerts, job topics). */
+export type Notice = Extract<StoreEvent, { type: 'missed' | 'retry' | 'exhausted' }>
 
 export interface EngineEvents {
   /** a round was released (in any process of the cluster) */
@@ -35,10 +42,17 @@ export interface EngineEvents {
   /** what `state` shows changed, through this process */
   changed: [state: GroupState, phaseChanged: boolean]
   kick: [group: string, clientId: string]
-  /** a terminal left (in any process): its pending long-poll is answered at once */
-  leave: [group: string, clientId: string]
+  /** a terminal left (its leave or will): its pending long-poll ends */
+  left: [group: string, clientId: string]
   deleted: [group: string]
+  /** a job changed state, through this process */
+  job: [job: Job]
+  /** a scheduled tick was missed, a retry scheduled, retries exhausted: through this process */
+  notice: [notice: Notice]
 }
+
+/** Events every process of a cluster must see; the rest are told only where they happened. */
+const SHARED = new Set(['released', 'ended', 'kicked', 'left', 'deleted'])
 
 export class Engine extends EventEmitter<EngineEvents> {
   readonly store: Store
@@ -46,20 +60,15 @@ export class Engine extends EventEmitter<EngineEvents> {
   readonly defaults: GroupConfig
   private readonly log: Logger
   private readonly opts: EngineOptions
+  private readonly clock: GroupClock
   private readonly active = new Map<string, ActiveRelease>()
   private readonly phases = new Map<string, Phase>()
-  private readonly timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
+  /** the last round of each group deleted while this process ran: older releases are stale */
+  private readonly deletedAt = new Map<string, number>()
   private readonly holds = new Map<string, Map<string, number>>()
   private readonly ticking = new Set<string>()
   /** groups whose pending long-polls could not be held (logged once until it works again) */
   private readonly holdFailing = new Set<string>()
-  /** deleted groups → their last round, and when: a late release of such a round is stale */
-  private readonly deletedRounds = new Map<string, { round: number, at: number }>()
-  /** the store's clock minus this process's (Redis TIME in cluster mode), for the timers */
-  private readonly clock = new ClockOffset()
-  private sweeper: NodeJS.Timeout | null = null
-  /** the sweep is failing (store unreachable): logged once when it starts and once when it ends */
-  private sweepFailing = false
   private closed = false
 
   constructor (opts: EngineOptions) {
@@ -69,6 +78,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.bus = opts.bus ?? new LocalBus()
     this.log = opts.logger
     this.defaults = mergeConfig(DEFAULT_GROUP_CONFIG, parsePartialConfig(opts.groupDefaults ?? {}))
+    this.clock = new GroupClock({
+      logger: opts.logger,
+      sweepMs: opts.sweepMs ?? 500,
+      tick: async (g) => await this.tick(g),
+      groups: async () => await this.store.listGroups()
+    })
   }
 
   async start (): Promise<void> {
@@ -80,59 +95,46 @@ export class Engine extends EventEmitter<EngineEvents> {
       const snap = await this.store.getGroup(g)
       if (snap === null) continue
       this.phases.set(g, snap.state.phase)
-      if (snap.release !== null && snap.state.phase === 'EXECUTING') this.active.set(g, new ActiveRelease(snap.release))
-      this.schedule(g, snap.timing.resetUntil ?? snap.timing.deadline)
+      if (snap.release !== null && snap.state.phase === 'EXECUTING') this.active.set(g, new ActiveRelease(snap.release, () => this.now()))
+      this.clock.wake(g, snap.timing.wakeAt)
     }
-    const sweepMs = Math.min(this.opts.sweepMs ?? 500, 1000)
-    this.sweeper = setInterval(() => {
-      this.sweep().then(() => {
-        if (this.sweepFailing) this.log.info('sweep works again')
-        this.sweepFailing = false
-      }, (err) => {
-        if (!this.sweepFailing) this.log.error({ err }, 'sweep failed; retrying every sweep, logged again when it works')
-        this.sweepFailing = true
-      })
-    }, sweepMs)
-    this.sweeper.unref()
+    this.clock.start()
   }
 
   async stop (): Promise<void> {
     this.closed = true
-    if (this.sweeper !== null) clearInterval(this.sweeper)
-    for (const t of this.timers.values()) clearTimeout(t.timer)
-    this.timers.clear()
+    this.clock.stop()
     await this.bus.close()
     await this.store.close()
+  }
+
+  /** The broker's clock (the store's: Redis TIME in cluster mode), epoch ms. */
+  now (): number {
+    return this.clock.now()
   }
 
   // --- terminals ------------------------------------------------------------------------------
 
   async heartbeat (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number, heartbeatMs: number }> {
     const input = parseHeartbeat(body)
-    const res = this.apply(await this.store.heartbeat(this.group(group), checkClientId(clientId), input, this.createOpts()))
+    const res = this.apply(await this.store.heartbeat(checkGroupName(group), checkClientId(clientId), input, this.createOpts()))
     return { phase: res.state.phase, round: res.state.round, heartbeatMs: res.heartbeatMs }
   }
 
   async ready (group: string, clientId: string, body: unknown): Promise<{ phase: Phase, round: number }> {
     const input = parseHeartbeat(body)
-    const res = this.apply(await this.store.ready(this.group(group), checkClientId(clientId), input, this.createOpts()))
+    const res = this.apply(await this.store.ready(checkGroupName(group), checkClientId(clientId), input, this.createOpts()))
     return { phase: res.state.phase, round: res.state.round }
   }
 
   async done (group: string, clientId: string, body: unknown): Promise<{ duplicate: boolean }> {
     const input = parseDone(body)
-    const res = this.apply(await this.store.done(this.group(group), checkClientId(clientId), input))
+    const res = this.apply(await this.store.done(checkGroupName(group), checkClientId(clientId), input))
     return { duplicate: res.duplicate === true }
   }
 
   async leave (group: string, clientId: string): Promise<Record<string, never>> {
-    const g = this.group(group)
-    const id = checkClientId(clientId)
-    this.apply(await this.store.leave(g, id))
-    // the terminal's own pending long-poll (in any process) must not hold it online again
-    const ev: BusEvent = { type: 'left', group: g, clientId: id }
-    this.onEvent(ev, true)
-    this.bus.publish(ev)
+    this.apply(await this.store.leave(checkGroupName(group), checkClientId(clientId)))
     return {}
   }
 
@@ -141,7 +143,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    * is called (PROTOCOL section 3, liveness). The first hold is a heartbeat.
    */
   async hold (group: string, clientId: string, body: unknown = {}): Promise<() => void> {
-    const g = this.group(group)
+    const g = checkGroupName(group)
     const id = checkClientId(clientId)
     const input = parseHeartbeat(body)
     this.apply(await this.store.heartbeat(g, id, input, this.createOpts()))
@@ -158,7 +160,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  /** The participant's release if `clientId` takes part in the round executing now. */
+  /** The release of the round `group` executes now, as this process knows it. */
   releaseOf (group: string): ActiveRelease | null {
     return this.active.get(group) ?? null
   }
@@ -169,28 +171,31 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   // --- operators and viewers ------------------------------------------------------------------
 
-  async ctl (group: string, body: unknown): Promise<{ ok: true }> {
+  /** A ctl message (PROTOCOL sections 4 and 10): `job` is answered for submit and cancel. */
+  async ctl (group: string, body: unknown): Promise<{ ok: true, job?: Job }> {
     const op = parseCtl(body)
-    this.apply(await this.store.ctl(this.group(group), op))
-    return { ok: true }
+    if (op.op === 'submit') return { ok: true, job: (await this.submitJob(group, op.job)).job }
+    const res = this.apply(await this.store.ctl(checkGroupName(group), op))
+    return res.job === undefined ? { ok: true } : { ok: true, job: res.job }
   }
 
   /** PUT: the whole configuration; keys not given take the server's group defaults. */
   async putGroup (group: string, body: unknown): Promise<{ config: GroupConfig, state: GroupState }> {
     const cfg = mergeConfig(this.defaults, parsePartialConfig(asBody(body)))
-    const res = this.apply(await this.store.putGroup(this.group(group), cfg))
+    const res = this.apply(await this.store.putGroup(checkGroupName(group), cfg))
     return { config: publicConfig(cfg), state: res.state }
   }
 
   /** PATCH: only the keys given change. */
   async patchGroup (group: string, body: unknown): Promise<{ config: GroupConfig, state: GroupState }> {
     const patch = parsePartialConfig(asBody(body))
-    this.apply(await this.store.ctl(this.group(group), { op: 'configure', config: patch }))
+    this.apply(await this.store.ctl(checkGroupName(group), { op: 'configure', config: patch }))
     return await this.getGroup(group)
   }
 
   async deleteGroup (group: string): Promise<void> {
-    const round = await this.store.deleteGroup(this.group(group))
+    // the store answers the group's last round: every process then knows which releases are stale
+    const round = await this.store.deleteGroup(checkGroupName(group))
     if (round === null) throw new RgError('unknown_group', `no group named ${group}`)
     const ev: BusEvent = { type: 'deleted', group, round }
     this.onEvent(ev, true)
@@ -212,71 +217,118 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   async terminals (group: string): Promise<TerminalView[]> {
-    return await this.store.terminals(this.group(group))
+    return await this.store.terminals(checkGroupName(group))
   }
 
-  async rounds (group: string, limit = 50, before?: number): Promise<RoundSummary[]> {
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RgError('bad_request', 'limit must be a whole number from 1 to 1000')
-    if (before !== undefined && (!Number.isInteger(before) || before < 0)) throw new RgError('bad_request', 'before must be a round number')
-    return await this.store.rounds(this.group(group), { limit, before })
+  /** One terminal and the last rounds it took part in (the dashboard's terminal history). */
+  async terminal (group: string, clientId: string, limit?: unknown): Promise<{ terminal: TerminalView | null, rounds: TerminalRound[] }> {
+    const g = checkGroupName(group)
+    const id = checkClientId(clientId)
+    const n = parseQueryInt(limit, 'limit', 1, 1000) ?? 50
+    const terminal = (await this.store.terminals(g)).find((t) => t.clientId === id) ?? null
+    const rounds = await this.store.terminalRounds(g, id, n)
+    if (terminal === null && rounds.length === 0) throw new RgError('unknown_group', `no terminal ${id} in group ${g}, now or in its history`)
+    return { terminal, rounds }
+  }
+
+  async rounds (group: string, limit?: unknown, before?: unknown, outcome?: unknown): Promise<RoundSummary[]> {
+    const n = parseQueryInt(limit, 'limit', 1, 1000) ?? 50
+    const b = parseQueryInt(before, 'before', 0, Number.MAX_SAFE_INTEGER)
+    if (outcome !== undefined && outcome !== 'completed' && outcome !== 'aborted' && outcome !== 'timeout') {
+      throw new RgError('bad_request', 'outcome must be completed, aborted or timeout')
+    }
+    return await this.store.rounds(checkGroupName(group), { limit: n, before: b, outcome: outcome })
   }
 
   async state (group: string): Promise<GroupState> {
     return (await this.snapshot(group)).state
   }
 
+  // --- jobs (PROTOCOL section 10) ---------------------------------------------------------------
+
+  /** Submit a job: 201 when created, 200 with the existing job when its id was known. */
+  async submitJob (group: string, body: unknown): Promise<{ job: Job, created: boolean }> {
+    const input = parseJob(body)
+    const res = this.apply(await this.store.ctl(checkGroupName(group), { op: 'submit', job: { ...input, id: input.id ?? randomUUID() } }))
+    if (res.job === undefined) throw new RgError('unavailable', 'the store did not answer the job')
+    return { job: res.job, created: res.created === true }
+  }
+
+  /** Cancel a queued job, or abort the round of a running one. */
+  async cancelJob (group: string, id: string): Promise<Job> {
+    const res = this.apply(await this.store.ctl(checkGroupName(group), { op: 'cancel', id: checkJobId(id) }))
+    if (res.job === undefined) throw new RgError('unknown_job', `no job ${id} in group ${group}`)
+    return res.job
+  }
+
+  async jobs (group: string, state?: unknown, limit?: unknown, before?: unknown): Promise<Job[]> {
+    const states: JobState[] = ['queued', 'running', 'completed', 'failed', 'cancelled']
+    if (state !== undefined && !states.includes(state as JobState)) throw new RgError('bad_request', `state must be one of ${states.join(', ')}`)
+    const n = parseQueryInt(limit, 'limit', 1, 1000) ?? 50
+    const b = before === undefined ? undefined : checkJobId(before)
+    return await this.store.jobs(checkGroupName(group), { limit: n, state: state as JobState | undefined, before: b })
+  }
+
+  async job (group: string, id: string): Promise<Job> {
+    const j = await this.store.job(checkGroupName(group), checkJobId(id))
+    if (j === null) throw new RgError('unknown_job', `no job ${id} in group ${group}`)
+    return j
+  }
+
   // --- internals ------------------------------------------------------------------------------
-
-  private group (group: string): string {
-    return checkGroupName(group)
-  }
-
-  /**
-   * A group declared in the configuration file (PROTOCOL section 8): created when missing, and
-   * when it exists, every key the file names is put back to the file's value (one log line each).
-   */
-  private async declare (name: string, patch: Partial<GroupConfig>): Promise<void> {
-    const res = this.apply(await this.store.ensureGroup(name, mergeConfig(this.defaults, patch)))
-    if (res.changed) return // just created, from the file
-    const stored = (await this.snapshot(name)).config
-    const back: Partial<GroupConfig> = {}
-    for (const [key, value] of Object.entries(patch) as Array<[keyof GroupConfig, unknown]>) {
-      if (JSON.stringify(stored[key]) === JSON.stringify(value)) continue
-      Object.assign(back, { [key]: value })
-      this.log.info({ group: name, key, old: stored[key], new: value }, 'configuration file puts a group key back')
-    }
-    if (Object.keys(back).length > 0) this.apply(await this.store.ctl(name, { op: 'configure', config: back }))
-  }
 
   private createOpts (): { createWith?: GroupConfig } {
     return this.opts.autoCreateGroups ? { createWith: this.defaults } : {}
   }
 
   private async snapshot (group: string): Promise<GroupSnapshot> {
-    const snap = await this.store.getGroup(this.group(group))
+    const snap = await this.store.getGroup(checkGroupName(group))
     if (snap === null) throw new RgError('unknown_group', `no group named ${group}`)
     return snap
   }
 
-  /** Everything a transition caused: events out on the bus, state changes, the next timer. */
+  /** A group of the configuration file: created if missing, else the keys the file names put back. */
+  private async declare (name: string, patch: Partial<GroupConfig>): Promise<void> {
+    const snap = await this.store.getGroup(name)
+    if (snap === null) {
+      this.apply(await this.store.ensureGroup(name, mergeConfig(this.defaults, patch)))
+      return
+    }
+    const back: Partial<GroupConfig> = {}
+    for (const [key, value] of Object.entries(patch) as Array<[keyof GroupConfig, unknown]>) {
+      const was = snap.config[key]
+      if (JSON.stringify(was) === JSON.stringify(value)) continue
+      ;(back as Record<string, unknown>)[key] = value
+      this.log.info({ group: name, key, was, now: value }, 'the configuration file puts a group key back')
+    }
+    if (Object.keys(back).length > 0) this.apply(await this.store.ctl(name, { op: 'configure', config: back }))
+  }
+
+  /** Everything a transition caused: events, state changes, the next timer. */
   private apply (res: OpResult): OpResult {
-    this.clock.sample(res.now)
+    this.clock.observe(res.now)
     const s = res.state
     for (const ev of res.events) {
-      this.onEvent(ev, true)
-      this.bus.publish(ev)
+      if (SHARED.has(ev.type)) {
+        this.onEvent(ev, true)
+        this.bus.publish(ev)
+      } else if (ev.type === 'job') {
+        this.notify('job', ev.job)
+      } else {
+        this.notify('notice', ev as Notice)
+      }
     }
     const before = this.phases.get(s.group)
     const phaseChanged = before !== s.phase
     this.phases.set(s.group, s.phase)
     if (res.changed || phaseChanged) this.notify('changed', s, phaseChanged)
-    this.schedule(s.group, res.timing.resetUntil ?? res.timing.deadline)
+    this.clock.wake(s.group, res.timing.wakeAt)
     return res
   }
 
   /**
-   * Tell the listeners (the doors, metrics). The one place listener faults are isolated: a listener
-   * that throws is logged and the others still run; the transition that caused the event stands.
+   * Tell the listeners (the doors, metrics, alerts). The one place listener faults are isolated: a
+   * listener that throws is logged and the others still run; the transition that caused it stands.
    */
   private notify<K extends keyof EngineEvents> (event: K, ...args: EngineEvents[K]): void {
     for (const fn of this.rawListeners(event) as Array<(...a: EngineEvents[K]) => void>) {
@@ -292,13 +344,13 @@ export class Engine extends EventEmitter<EngineEvents> {
   private onEvent (ev: BusEvent, local: boolean): void {
     switch (ev.type) {
       case 'released': {
-        const rel = new ActiveRelease(ev.release)
-        const cur = this.active.get(rel.group)
-        if (cur !== undefined && cur.round >= rel.round) return
-        const gone = this.deletedRounds.get(rel.group)
-        if (gone !== undefined && rel.round <= gone.round) return // the group was deleted since
+        const cur = this.active.get(ev.release.group)
+        const gone = this.deletedAt.get(ev.release.group)
+        // a release that is not newer than what this process holds, or older than the group's deletion
+        if ((cur !== undefined && cur.round >= ev.release.round) || (gone !== undefined && ev.release.round <= gone)) return
+        const rel = new ActiveRelease(ev.release, () => this.now())
         this.active.set(rel.group, rel)
-        this.log.info({ group: rel.group, round: rel.round, participants: rel.size }, 'round released')
+        this.log.info({ group: rel.group, round: rel.round, attempt: rel.record.attempt, job: rel.record.job, participants: rel.size }, 'round released')
         this.notify('release', rel)
         break
       }
@@ -307,7 +359,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         const cur = this.active.get(s.group)
         if (cur !== undefined && cur.round <= s.round) this.active.delete(s.group)
         if (local) {
-          this.log.info({ group: s.group, round: s.round, outcome: s.outcome, done: s.done.length, dropped: s.dropped.length }, 'round ended')
+          this.log.info({ group: s.group, round: s.round, attempt: s.attempt, outcome: s.outcome, done: s.done.length, dropped: s.dropped.length, stragglers: s.stragglers.length }, 'round ended')
         }
         this.notify('roundEnd', s, local)
         break
@@ -316,53 +368,39 @@ export class Engine extends EventEmitter<EngineEvents> {
         this.notify('kick', ev.group, ev.clientId)
         break
       case 'left':
-        this.notify('leave', ev.group, ev.clientId)
+        this.notify('left', ev.group, ev.clientId)
         break
       case 'deleted':
-        this.forgetDeleted(ev.group, ev.round)
+        this.deletedAt.set(ev.group, Math.max(ev.round, this.deletedAt.get(ev.group) ?? 0))
+        // a deletion arriving after the group was created again and released must not end that round
         if ((this.active.get(ev.group)?.round ?? 0) <= ev.round) this.active.delete(ev.group)
         this.phases.delete(ev.group)
         this.holds.delete(ev.group)
-        this.clearTimer(ev.group)
+        this.holdFailing.delete(ev.group)
+        this.clock.forget(ev.group)
         this.notify('deleted', ev.group)
         break
     }
   }
 
-  private forgetDeleted (group: string, round: number): void {
-    const now = Date.now()
-    // bus events arrive within moments: a mark older than a minute has done its work
-    for (const [g, m] of this.deletedRounds) if (now - m.at > 60000) this.deletedRounds.delete(g)
-    const prev = this.deletedRounds.get(group)
-    this.deletedRounds.set(group, { round: Math.max(round, prev?.round ?? 0), at: now })
-  }
-
-  /** One precise timer per group, for the earliest time-driven transition (`at` on the store's clock). */
-  private schedule (group: string, at: number | null): void {
-    const cur = this.timers.get(group)
-    if (at === null) { this.clearTimer(group); return }
-    if (cur !== undefined && cur.at === at) return
-    if (cur !== undefined) clearTimeout(cur.timer)
-    if (this.closed) return
-    const timer = setTimeout(() => {
-      this.timers.delete(group)
-      this.tick(group).catch((err) => this.log.error({ err, group }, 'timer tick failed'))
-    }, Math.max(0, at - this.clock.now()) + 1)
-    timer.unref()
-    this.timers.set(group, { at, timer })
-  }
-
-  private clearTimer (group: string): void {
-    const cur = this.timers.get(group)
-    if (cur !== undefined) { clearTimeout(cur.timer); this.timers.delete(group) }
-  }
-
+  /** One group's time-driven transition: its pending long-polls count as heard from, then the clocks. */
   private async tick (group: string): Promise<void> {
     if (this.closed || this.ticking.has(group)) return
     this.ticking.add(group)
     try {
       const held = this.holds.get(group)
-      if (held !== undefined && held.size > 0) await this.refreshHolds(group, [...held.keys()])
+      if (held !== undefined && held.size > 0) {
+        // a hold refused (a full group) must not stop the group's clocks: eviction, timeouts, RESET
+        try {
+          this.apply(await this.store.hold(group, [...held.keys()]))
+          if (this.holdFailing.delete(group)) this.log.info({ group }, 'pending long-polls are held again')
+        } catch (err) {
+          if (!(err instanceof RgError) || err.code === 'unknown_group') throw err
+          // logged once, not once a sweep, until a hold works again
+          if (!this.holdFailing.has(group)) this.log.warn({ group, code: err.code, err: err.message }, 'pending long-polls cannot be held; the group is swept anyway')
+          this.holdFailing.add(group)
+        }
+      }
       this.apply(await this.store.tick(group))
     } catch (err) {
       if (!(err instanceof RgError && err.code === 'unknown_group')) throw err
@@ -370,26 +408,4 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.ticking.delete(group)
     }
   }
-
-  /**
-   * Count the terminals whose long-polls are pending as heard from. A refusal (a full group) is
-   * logged once and never stops the tick that follows: eviction, timeouts and RESET go on.
-   */
-  private async refreshHolds (group: string, ids: string[]): Promise<void> {
-    try {
-      this.apply(await this.store.hold(group, ids))
-      if (this.holdFailing.delete(group)) this.log.info({ group }, 'pending long-polls are held again')
-    } catch (err) {
-      if (!(err instanceof RgError) || err.code === 'unknown_group') throw err
-      if (!this.holdFailing.has(group)) this.log.warn({ group, err: err.message }, 'pending long-polls cannot be held; the group is swept anyway')
-      this.holdFailing.add(group)
-    }
-  }
-
-  private async sweep (): Promise<void> {
-    if (this.closed) return
-    const groups = await this.store.listGroups()
-    await Promise.all(groups.map(async (g) => await this.tick(g)))
-  }
 }
-

@@ -1,10 +1,14 @@
 // PROTOCOL section 2: a group's configuration, its defaults, and validation with clear messages.
 import { z } from 'zod'
 import { RgError } from '../../errors.js'
-import type { CompleteOn, GroupConfig } from './types.js'
+import { scheduleProblem, validTimeZone } from './schedule.js'
+import type { CompleteOn, GroupConfig, RetryPolicy } from './types.js'
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024
 const DAY = 24 * 3600 * 1000
+/** PROTOCOL section 2: each retry waits twice as long as the one before, at most this long. */
+export const MAX_RETRY_BACKOFF_MS = 10 * 60 * 1000
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ max: 0, backoffMs: 1000 })
 
 export const DEFAULT_GROUP_CONFIG: GroupConfig = Object.freeze({
   need: 1,
@@ -18,7 +22,13 @@ export const DEFAULT_GROUP_CONFIG: GroupConfig = Object.freeze({
   resetMs: 1000,
   selection: 'fifo',
   payload: null,
-  paused: false
+  paused: false,
+  startDelayMs: 0,
+  schedule: null,
+  scheduleTz: 'UTC',
+  misfireMs: 0,
+  jobsOnly: false,
+  retry: DEFAULT_RETRY
 })
 
 const int = (min: number, max: number): z.ZodNumber => z.number().int().min(min).max(max)
@@ -39,7 +49,18 @@ const shape = {
   payload: z.unknown().refine(
     (v) => v === undefined || Buffer.byteLength(JSON.stringify(v) ?? 'null') <= MAX_PAYLOAD_BYTES,
     `must be at most ${MAX_PAYLOAD_BYTES} bytes of JSON`),
-  paused: z.boolean()
+  paused: z.boolean(),
+  startDelayMs: int(0, 60000),
+  schedule: z.string().max(200).nullable().superRefine((v, ctx) => {
+    const problem = v === null ? null : scheduleProblem(v, 'UTC')
+    if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a cron expression: ${problem}` })
+  }),
+  scheduleTz: z.string().max(64).refine(validTimeZone, 'must be an IANA time zone name, e.g. UTC or Europe/Berlin'),
+  misfireMs: int(0, DAY),
+  jobsOnly: z.boolean(),
+  // a retry policy given replaces the whole policy; a key it leaves out takes its default
+  retry: z.object({ max: int(0, 1000), backoffMs: int(0, MAX_RETRY_BACKOFF_MS) }).partial().strict()
+    .transform((r): RetryPolicy => ({ ...DEFAULT_RETRY, ...r }))
 }
 
 const partialSchema = z.object(shape).partial().strict()
@@ -90,4 +111,9 @@ export function onlineThreshold (cfg: GroupConfig): number {
 /** The configuration as shown to users (GET /v1/groups/{g}): `completeOn` resolved. */
 export function publicConfig (cfg: GroupConfig): GroupConfig & { completeOn: CompleteOn } {
   return { ...cfg, completeOn: completeOnOf(cfg) }
+}
+
+/** How long after a failed round's end its retry `attempt` (2, 3, ...) may be released. */
+export function retryBackoff (policy: RetryPolicy, attempt: number): number {
+  return Math.min(MAX_RETRY_BACKOFF_MS, policy.backoffMs * 2 ** Math.max(0, attempt - 2))
 }

@@ -6,8 +6,8 @@
 // Errors are thrown as RgError with a catalogue code (unknown_group, stale_round, ...). A refused
 // operation changes nothing at all. test/store-suite/ is the contract every store must pass.
 import type {
-  CtlOp, DoneInput, GroupConfig, GroupState, GroupTiming, HeartbeatInput, OpResult,
-  ReleaseRecord, RoundSummary, TerminalView
+  CtlOp, DoneInput, GroupConfig, GroupState, GroupTiming, HeartbeatInput, Job, JobState, OpResult, Outcome,
+  ReleaseRecord, RoundSummary, TerminalRound, TerminalView
 } from './types.js'
 
 export interface TerminalOpOptions {
@@ -19,6 +19,15 @@ export interface RoundsQuery {
   limit: number
   /** only rounds numbered below this */
   before?: number
+  /** only rounds that ended so */
+  outcome?: Outcome
+}
+
+export interface JobsQuery {
+  limit: number
+  state?: JobState
+  /** only jobs submitted before the job with this id */
+  before?: string
 }
 
 export interface GroupSnapshot {
@@ -60,7 +69,11 @@ export interface Store {
   hold (group: string, clientIds: string[]): Promise<OpResult>
 
   // --- operators ----------------------------------------------------------------------------
-  /** pause, resume, abort, release (forced), kick and configure (partial, already validated) */
+  /**
+   * pause, resume, abort, release (forced), kick, configure (partial, already validated), and the
+   * job operations: submit (with its id already chosen; idempotent) and cancel. A job operation
+   * answers the job in OpResult.job (and `created` for submit).
+   */
   ctl (group: string, op: CtlOp): Promise<OpResult>
 
   // --- time ---------------------------------------------------------------------------------
@@ -70,4 +83,8 @@ export interface Store {
   // --- reads --------------------------------------------------------------------------------
   terminals (group: string): Promise<TerminalView[]>
   rounds (group: string, query: RoundsQuery): Promise<RoundSummary[]>
+  /** The last rounds (newest first, at most `limit`) a terminal took part in, from the history. */
+  terminalRounds (group: string, clientId: string, limit: number): Promise<TerminalRound[]>
+  jobs (group: string, query: JobsQuery): Promise<Job[]>
+  job (group: string, id: string): Promise<Job | null>
 }

@@ -2,8 +2,8 @@
 // strings (HTTP forms and query parameters), so numbers and booleans are also accepted as their
 // text. Anything else is refused with bad_request / payload_too_large and a message naming the field.
 import { RgError } from '../../errors.js'
-import { parsePartialConfig } from './group-config.js'
-import { CLIENT_ID, GROUP_NAME, type CtlOp, type DoneInput, type HeartbeatInput, type Role } from './types.js'
+import { MAX_PAYLOAD_BYTES, parsePartialConfig } from './group-config.js'
+import { CLIENT_ID, GROUP_NAME, JOB_ID, type CtlOp, type DoneInput, type HeartbeatInput, type JobInput, type Role } from './types.js'
 
 export const MAX_RESULT_BYTES = 8 * 1024
 export const MAX_META_BYTES = 1024
@@ -78,7 +78,40 @@ export function parseDone (input: unknown): DoneInput {
   return out
 }
 
-const CTL_OPS = new Set(['configure', 'pause', 'resume', 'abort', 'release', 'kick'])
+export function checkJobId (id: unknown): string {
+  if (typeof id !== 'string' || !JOB_ID.test(id)) {
+    throw new RgError('bad_request', 'a job id must be 1-128 characters of A-Z a-z 0-9 _ . : -')
+  }
+  return id
+}
+
+/** A whole number from a query parameter (or a JSON number) within [min, max]; undefined when absent. */
+export function parseQueryInt (v: unknown, field: string, min: number, max: number): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined
+  const n = number(v, field)
+  if (!Number.isInteger(n) || n < min || n > max) throw new RgError('bad_request', `${field} must be a whole number from ${min} to ${max}`)
+  return n
+}
+
+/** A job submission: `{id?, payload, priority?}` (PROTOCOL section 10). */
+export function parseJob (input: unknown): JobInput {
+  const b = asBody(input)
+  for (const k of Object.keys(b)) {
+    if (k !== 'id' && k !== 'payload' && k !== 'priority') throw new RgError('bad_request', `unknown job key: ${k}`)
+  }
+  if (!('payload' in b)) throw new RgError('bad_request', 'a job needs a payload (any JSON, null included)')
+  if (jsonBytes(b.payload) > MAX_PAYLOAD_BYTES) throw new RgError('payload_too_large', `a job's payload must be at most ${MAX_PAYLOAD_BYTES} bytes of JSON`)
+  const out: JobInput = { payload: b.payload ?? null }
+  if (b.id !== undefined) out.id = checkJobId(b.id)
+  if (b.priority !== undefined) {
+    const p = number(b.priority, 'priority')
+    if (!Number.isInteger(p) || Math.abs(p) > 1e6) throw new RgError('bad_request', 'priority must be a whole number from -1000000 to 1000000')
+    out.priority = p
+  }
+  return out
+}
+
+const CTL_OPS = new Set(['configure', 'pause', 'resume', 'abort', 'release', 'kick', 'submit', 'cancel'])
 
 /** ctl: `{op, ...}` as in PROTOCOL section 4 */
 export function parseCtl (input: unknown): CtlOp {
@@ -89,6 +122,8 @@ export function parseCtl (input: unknown): CtlOp {
   switch (b.op) {
     case 'configure': return { op: 'configure', config: parsePartialConfig(b.config) }
     case 'kick': return { op: 'kick', clientId: checkClientId(b.clientId) }
+    case 'submit': return { op: 'submit', job: parseJob(b.job) }
+    case 'cancel': return { op: 'cancel', id: checkJobId(b.id) }
     default: return { op: b.op as 'pause' | 'resume' | 'abort' | 'release' }
   }
 }

@@ -85,6 +85,8 @@ export class MqttDoor {
     engine.on('release', (rel) => this.fanout.deliver(rel))
     engine.on('changed', (s, phaseChanged) => this.state.changed(s, phaseChanged))
     engine.on('roundEnd', (summary, local) => { if (local) this.publishSummary(summary) })
+    // a job at every change of its state (PROTOCOL section 10), told by the process that changed it
+    engine.on('job', (job) => this.send(topics.jobs(job.group), job, 1, false))
     engine.on('kick', (_g, id) => clientById(broker, id)?.close())
     engine.on('deleted', (g) => {
       this.state.forget(g)

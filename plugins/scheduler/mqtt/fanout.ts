@@ -76,7 +76,7 @@ export class ReleaseFanout {
     }
   }
 
-  private send (client: Client, parts: [Buffer, Buffer], topic: string, qos: number, retain: boolean, done: () => void): void {
+  private send (client: Client, parts: readonly Buffer[], topic: string, qos: number, retain: boolean, done: () => void): void {
     noDelay(client)
     if (writePublish(client, topic, qos, retain, parts)) { done(); return }
     // a persistent session: through aedes, which stores the QoS 1 message for retransmission

@@ -5,12 +5,12 @@ import { CLIENT_ID, GROUP_NAME } from '../engine/types.js'
 export const TERMINAL_KINDS = ['hb', 'ready', 'done', 'leave'] as const
 export type TerminalKind = typeof TERMINAL_KINDS[number]
 /** Every kind (second level after the group) a roundgate topic can have. */
-const KINDS = new Set<string>([...TERMINAL_KINDS, 'ctl', 'release', 'state', 'rounds', 'error'])
+const KINDS = new Set<string>([...TERMINAL_KINDS, 'ctl', 'release', 'state', 'rounds', 'jobs', 'error'])
 
 export type ParsedTopic =
   | { kind: TerminalKind, group: string, id: string }
   | { kind: 'ctl', group: string }
-  /** topics only the broker publishes on: release, state, rounds, error/{id}, ctl/result/{id} */
+  /** topics only the broker publishes on: release, state, rounds, jobs, error/{id}, ctl/result/{id} */
   | { kind: 'broker-only', group: string }
   | { kind: 'bad', group: string | null, reason: string }
 
@@ -32,6 +32,7 @@ export class Topics {
   release (g: string): string { return `${this.head}${g}/release` }
   state (g: string): string { return `${this.head}${g}/state` }
   rounds (g: string): string { return `${this.head}${g}/rounds` }
+  jobs (g: string): string { return `${this.head}${g}/jobs` }
   error (g: string, id: string): string { return `${this.head}${g}/error/${id}` }
   ctlResult (g: string, id: string): string { return `${this.head}${g}/ctl/result/${id}` }
 
@@ -47,7 +48,7 @@ export class Topics {
       return { kind: kind as TerminalKind, group, id }
     }
     if (kind === 'ctl' && levels.length === 2) return { kind: 'ctl', group }
-    if (levels.length === 2 && (kind === 'release' || kind === 'state' || kind === 'rounds')) return { kind: 'broker-only', group }
+    if (levels.length === 2 && (kind === 'release' || kind === 'state' || kind === 'rounds' || kind === 'jobs')) return { kind: 'broker-only', group }
     if (kind === 'error' && levels.length === 3) return { kind: 'broker-only', group }
     if (kind === 'ctl' && levels[2] === 'result' && levels.length === 4) return { kind: 'broker-only', group }
     return { kind: 'bad', group, reason: `${topic} is not a roundgate topic` }

@@ -16,13 +16,17 @@ redis.call('HSET', KC, unpack(c))
 parseCfg(vals)
 `
 
-/** leave and kick: the terminal goes offline now (a kick also emits its event, before any release). */
+/**
+ * leave and kick: the terminal goes offline now. A kick emits its event (K), a leave its own (L:
+ * every process ends that terminal's pending long-poll), before any release.
+ */
 function offline (kicked: boolean): string {
   return `
 open(false)
 local before = fingerprint()
 goOffline(ARGV[A + 1])
-${kicked ? "events[#events + 1] = 'K' .. ARGV[A + 1]\n" : ''}return finish(before, false)
+events[#events + 1] = '${kicked ? 'K' : 'L'}' .. ARGV[A + 1]
+return finish(before, false)
 `
 }
 

@@ -12,10 +12,12 @@ import { quit, reconnect } from './link.js'
 import { RgError } from '../../errors.js'
 import { DELETE_SOURCE, OP_SOURCES, type OpName } from './lua-ops.js'
 import { LuaScript, runScript, scriptError } from './script.js'
-import type { GroupSnapshot, RoundsQuery, Store, TerminalOpOptions } from '../engine/store.js'
+import { DEFAULT_GROUP_CONFIG } from '../engine/group-config.js'
+import { timingOf } from '../engine/model/round.js'
+import type { GroupSnapshot, JobsQuery, RoundsQuery, Store, TerminalOpOptions } from '../engine/store.js'
 import type {
-  CtlOp, DoneInput, GroupConfig, GroupState, HeartbeatInput, OpResult, Phase, ReleaseRecord,
-  Role, RoundSummary, StoreEvent, TerminalView
+  CtlOp, DoneInput, GroupConfig, GroupState, HeartbeatInput, Job, OpResult, Phase, ReleaseRecord,
+  Role, RoundSummary, StoreEvent, TerminalRound, TerminalView
 } from '../engine/types.js'
 
 export interface RedisStoreOptions {
@@ -68,7 +70,14 @@ function decodeConfig (flat: string[]): GroupConfig {
     resetMs: Number(h.resetMs),
     selection: h.selection as GroupConfig['selection'],
     payload: JSON.parse(h.payload ?? 'null') as unknown,
-    paused: h.paused === '1'
+    paused: h.paused === '1',
+    // PROTOCOL 1.1 keys: not yet kept by the Lua scripts
+    startDelayMs: DEFAULT_GROUP_CONFIG.startDelayMs,
+    schedule: DEFAULT_GROUP_CONFIG.schedule,
+    scheduleTz: DEFAULT_GROUP_CONFIG.scheduleTz,
+    misfireMs: DEFAULT_GROUP_CONFIG.misfireMs,
+    jobsOnly: DEFAULT_GROUP_CONFIG.jobsOnly,
+    retry: DEFAULT_GROUP_CONFIG.retry
   }
 }
 
@@ -77,9 +86,29 @@ const optNum = (v: unknown): number | null => v === '' || v === null || v === un
 function parseEvent (group: string, e: string): StoreEvent {
   const body = e.slice(1)
   switch (e[0]) {
-    case 'R': return { type: 'released', release: JSON.parse(body) as ReleaseRecord }
-    case 'E': return { type: 'ended', summary: JSON.parse(body) as RoundSummary }
+    case 'R': return { type: 'released', release: withReleaseDefaults(JSON.parse(body) as ReleaseRecord) }
+    case 'E': return { type: 'ended', summary: withSummaryDefaults(JSON.parse(body) as RoundSummary) }
+    case 'L': return { type: 'left', group, clientId: body }
     default: return { type: 'kicked', group, clientId: body }
+  }
+}
+
+/** PROTOCOL 1.1 release fields the Lua scripts do not write yet. */
+function withReleaseDefaults (r: ReleaseRecord): ReleaseRecord {
+  return { ...r, attempt: r.attempt ?? 1, job: r.job ?? null, startAt: r.startAt ?? r.releasedAt }
+}
+
+/** PROTOCOL 1.1 summary fields the Lua scripts do not write yet. */
+function withSummaryDefaults (s: RoundSummary): RoundSummary {
+  const settled = new Set([...s.done, ...s.dropped])
+  return {
+    ...s,
+    attempt: s.attempt ?? 1,
+    job: s.job ?? null,
+    startAt: s.startAt ?? s.releasedAt,
+    stragglers: s.stragglers ?? s.participants.filter((id) => !settled.has(id)),
+    timing: s.timing ?? timingOf([]),
+    doneMs: s.doneMs ?? {}
   }
 }
 
@@ -101,11 +130,18 @@ function parseReply (group: string, raw: unknown): OpResult {
     done: Number(a[10]),
     dropped: Number(a[11]),
     releasedAt: optNum(a[12]),
-    updatedAt: Number(a[13])
+    updatedAt: Number(a[13]),
+    attempt: 1,
+    startAt: a[0] === 'EXECUTING' ? optNum(a[12]) : null,
+    nextTick: null,
+    missed: 0,
+    queued: 0
   }
+  const resetUntil = optNum(a[14])
+  const deadline = optNum(a[15])
   const result: OpResult = {
     state,
-    timing: { resetUntil: optNum(a[14]), deadline: optNum(a[15]) },
+    timing: { wakeAt: resetUntil ?? deadline },
     changed: Number(a[16]) === 1,
     events: a.slice(21).map((e) => parseEvent(group, String(e))),
     heartbeatMs: Number(a[17]),
@@ -183,7 +219,7 @@ export class RedisStore implements Store {
       config: decodeConfig(raw[1]),
       state: result.state,
       timing: result.timing,
-      release: raw[2] === '' ? null : JSON.parse(raw[2]) as ReleaseRecord
+      release: raw[2] === '' ? null : withReleaseDefaults(JSON.parse(raw[2]) as ReleaseRecord)
     }
   }
 
@@ -235,6 +271,8 @@ export class RedisStore implements Store {
       case 'pause': return await this.configure(group, { paused: true })
       case 'resume': return await this.configure(group, { paused: false })
       case 'kick': return await this.op('kick', group, undefined, [op.clientId])
+      case 'submit': case 'cancel':
+        throw new RgError('bad_request', 'jobs are not yet available in cluster mode')
       default: return await this.op(op.op, group, undefined, [])
     }
   }
@@ -271,7 +309,27 @@ export class RedisStore implements Store {
 
   async rounds (group: string, query: RoundsQuery): Promise<RoundSummary[]> {
     const raw = await this.run('rounds', group, [String(query.limit), query.before === undefined ? '' : String(query.before)]) as string[]
-    return raw.map((s) => JSON.parse(s) as RoundSummary)
+    return raw.map((s) => withSummaryDefaults(JSON.parse(s) as RoundSummary))
+  }
+
+  async terminalRounds (group: string, clientId: string, limit: number): Promise<TerminalRound[]> {
+    const out: TerminalRound[] = []
+    for (const s of await this.rounds(group, { limit: 1000 })) {
+      if (out.length >= limit) break
+      if (!s.participants.includes(clientId)) continue
+      const ms = s.doneMs[clientId]
+      out.push({ round: s.round, attempt: s.attempt, outcome: s.outcome, startAt: s.startAt, doneMs: ms ?? null, ok: ms === undefined ? null : !s.failed.includes(clientId), dropped: s.dropped.includes(clientId) })
+    }
+    return out
+  }
+
+  async jobs (group: string, _query: JobsQuery): Promise<Job[]> {
+    await this.getGroup(group)
+    return []
+  }
+
+  async job (_group: string, _id: string): Promise<Job | null> {
+    return null
   }
 
   // --- internals ----------------------------------------------------------------------------
