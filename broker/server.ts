@@ -49,7 +49,10 @@ async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
   }
   const store = new MemoryStore({
     dataDir: settings.dataDir,
+    durability: settings.durability,
     historyLimit: settings.historyLimit,
+    historyMaxAgeDays: settings.historyMaxAgeDays,
+    logger: log.child({ module: 'store' }),
     maxGroups: settings.maxGroups,
     maxTerminalsPerGroup: settings.maxTerminalsPerGroup
   })
@@ -170,6 +173,6 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     await closing
   }
 
-  log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
+  log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : settings.dataDir !== null ? 'sqlite' : 'memory' }, 'roundgate ready')
   return { settings, broker, engine, door, metrics, gateway, ports, close }
 }
