@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import type { Logger } from 'pino'
-import websocketStream from 'websocket-stream'
+import { createWebSocketStream, WebSocketServer } from 'ws'
 import { startGateway, type Gateway } from '../gateway/index.js'
 import { createMetrics, type Metrics } from '../plugins/metrics/index.js'
 import {
@@ -59,6 +59,16 @@ async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
   return { store, bus: new LocalBus(), aedes: {}, available: () => true, close: async () => {} }
 }
 
+/** The package's version, for GET /v1/info (dist/broker/server.js → package.json). */
+function packageVersion (): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
+
 function readTlsFiles (cert: string, key: string): { cert: Buffer, key: Buffer } {
   try {
     return { cert: readFileSync(cert), key: readFileSync(key) }
@@ -77,6 +87,33 @@ async function listen (server: NetServer | HttpServer, port: number, host: strin
 
 async function closeServer (server: NetServer | HttpServer): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()))
+}
+
+/**
+ * MQTT over WebSocket on `ws` 8 (as aedes's own docs do): every connection becomes a byte stream
+ * for aedes. One MQTT packet may span several WebSocket messages and one message may hold several
+ * packets; aedes parses the stream either way. `maxPayload` bounds one WebSocket message (the MQTT
+ * packet limit itself is enforced on the parsed packet, plugins/mqtt-guards.ts).
+ */
+function mqttOverWebSocket (
+  server: HttpServer, maxPacketBytes: number,
+  handle: (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]) => void, log: Logger
+): WebSocketServer {
+  const wss = new WebSocketServer({
+    server,
+    perMessageDeflate: false,
+    maxPayload: maxPacketBytes + 8,
+    // MQTT clients ask for the `mqtt` subprotocol (MQTT 3.1.1 section 6); answer it when asked
+    handleProtocols: (protocols) => protocols.has('mqtt') ? 'mqtt' : (protocols.has('mqttv3.1') ? 'mqttv3.1' : false)
+  })
+  wss.on('connection', (socket, req) => {
+    const stream = createWebSocketStream(socket)
+    // a broken socket ends its stream; aedes sees the close. Logged at debug like other client errors.
+    stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'))
+    handle(stream, req)
+  })
+  wss.on('error', (err) => log.error({ err }, 'MQTT over WebSocket server error'))
+  return wss
 }
 
 export async function startServer (settings: Settings, log: Logger): Promise<RunningServer> {
@@ -111,20 +148,22 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   refuseEmptyIdWithSession(broker, log)
   if (settings.redis !== null) refuseWhileUnavailable(broker, backend.available, log)
   limitPacketSize(broker, settings.maxPacketBytes)
+  const metrics = createMetrics({ engine, broker })
   const door = installSchedulerDoor(broker, {
     engine,
     topics: new Topics(settings.topicPrefix),
     logger: log.child({ module: 'mqtt' }),
-    maxMessageBytes: settings.maxMessageBytes
+    maxMessageBytes: settings.maxMessageBytes,
+    observer: metrics
   })
   await door.publishAllStates()
-  const metrics = createMetrics({ engine, broker })
 
   const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => { broker.handle(stream, req) }
   const servers: Array<NetServer | HttpServer> = []
   const ports: Ports = { mqtt: 0, tls: 0, ws: 0, http: 0 }
   const host = settings.host
   let gateway: Gateway | null = null
+  let wss: WebSocketServer | null = null
   try {
     if (settings.mqttPort !== 0) {
       const s = createNetServer(handle)
@@ -139,16 +178,25 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     }
     if (settings.wsPort !== 0) {
       const s = createHttpServer((_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n') })
-      websocketStream.createServer({ server: s, perMessageDeflate: false, maxPayload: settings.maxPacketBytes + 8 }, handle)
+      wss = mqttOverWebSocket(s, settings.maxPacketBytes, handle, log)
       servers.push(s)
       ports.ws = await listen(s, settings.wsPort, host)
     }
     if (settings.httpPort !== 0) {
-      gateway = await startGateway({ engine, host, port: settings.httpPort, logger: log.child({ module: 'http' }), metrics })
+      gateway = await startGateway({
+        engine,
+        host,
+        port: settings.httpPort,
+        logger: log.child({ module: 'http' }),
+        metrics,
+        // authentication is not part of this build yet: every client may do what an admin may
+        info: { version: packageVersion(), wsPort: ports.ws, topicPrefix: settings.topicPrefix, auth: false }
+      })
       ports.http = gateway.port
     }
   } catch (err) {
     for (const s of servers) s.close()
+    wss?.close()
     await gateway?.close()
     metrics.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
@@ -162,6 +210,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       const stopped = servers.map(closeServer) // stop accepting; open connections close below
+      wss?.close()
       await gateway?.close() // pending long-polls are answered 503 before the store goes
       door.drain()
       await new Promise<void>((resolve) => broker.close(() => resolve()))

@@ -10,11 +10,14 @@ import { DEFAULT_MAX_BODY_BYTES } from './body.js'
 import { LongPolls } from './longpoll.js'
 import { Router, type Authorize } from './router.js'
 import { adminRoutes } from './routes-admin.js'
+import { infoRoutes, type ServerInfo } from './routes-info.js'
 import { jobRoutes } from './routes-jobs.js'
 import { terminalRoutes } from './routes-terminal.js'
 import { opsRoutes, viewRoutes } from './routes-view.js'
+import { DEFAULT_DASHBOARD_DIR, staticRoutes } from './static.js'
 
 export type { Authorize, AuthRequest, Who } from './router.js'
+export type { ServerInfo } from './routes-info.js'
 
 export interface GatewayOptions {
   engine: Engine
@@ -31,6 +34,10 @@ export interface GatewayOptions {
   maxBodyBytes?: number
   /** resolution of long-poll `wait` expiry in ms (default 100) */
   waitTickMs?: number
+  /** GET /v1/info (default: version "unknown", no WebSocket port, prefix "rg", auth off) */
+  info?: ServerInfo
+  /** the built dashboard's folder (default dist/dashboard/); null serves no dashboard */
+  dashboardDir?: string | null
 }
 
 export interface Gateway {
@@ -73,6 +80,11 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
   router.add(adminRoutes(engine))
   router.add(jobRoutes(engine))
   router.add(opsRoutes(engine, opts.isReady ?? (async () => await engine.store.ping()), metrics))
+  const info = opts.info ?? { version: 'unknown', wsPort: 0, topicPrefix: 'rg', auth: false }
+  router.add(infoRoutes(info))
+  if (opts.dashboardDir !== null) {
+    router.add(staticRoutes({ dir: opts.dashboardDir ?? DEFAULT_DASHBOARD_DIR, wsPort: info.wsPort, logger: log }))
+  }
 
   const app = uWS.App()
   app.any('/*', (res, req) => router.handle(res, req))

@@ -235,7 +235,8 @@ void t.test('admin routes: PUT, PATCH, DELETE and ctl', async (t) => {
 
 void t.test('unknown routes, wrong methods, trailing slash', async (t) => {
   const g = await gw(t)
-  for (const path of ['/', '/v2/groups', '/v1/groups/g/nope', '/v1/groups/g/ready/extra', '/v1']) {
+  // (`/` is the dashboard: test/dashboard-static.test.ts)
+  for (const path of ['/nope.html', '/v2/groups', '/v1/groups/g/nope', '/v1/groups/g/ready/extra', '/v1']) {
     const a = await get(g.base, path)
     t.same([a.status, a.json.error.code], [404, 'not_found'], path)
   }

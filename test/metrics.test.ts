@@ -5,6 +5,7 @@ import t from 'tap'
 import { pino } from 'pino'
 import { createMetrics } from '../plugins/metrics/index.js'
 import { Engine, MemoryStore } from '../plugins/scheduler/index.js'
+import { freePort, send, startBroker, terminal } from './helpers/broker.js'
 import { call, get, post, startTestGateway, until } from './helpers/http.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
@@ -139,4 +140,20 @@ void t.test('createMetrics: connected MQTT clients from the broker, refusals fro
   t.equal(find(s, 'roundgate_refused_total', { code: 'forbidden', door: 'mqtt' })?.value, 1)
   await engine.deleteGroup('g').catch((err: Error) => t.match(err.message, /no group/))
   m.close()
+})
+
+void t.test('the whole server: the MQTT door reports its fan-outs and refusals to /metrics', async (t) => {
+  const b = await startBroker({ groups: { q: { need: 1, resetMs: 0 } }, httpPort: await freePort() })
+  t.teardown(async () => await b.close())
+  const { c, inbox } = await terminal(b.url, 'q', 'm1')
+  t.teardown(async () => { await c.endAsync(true) })
+  await send(c, 'rg/q/ready/m1', {})
+  await inbox.next('rg/q/release')
+  await send(c, 'rg/q/done/m1', { round: 7 }) // stale_round
+  await inbox.next('rg/q/error/m1')
+  const base = `http://127.0.0.1:${b.server.ports.http}`
+  const s = parseProm((await get(base, '/metrics')).text).samples
+  t.equal(find(s, 'roundgate_release_fanout_seconds_count', { door: 'mqtt' })?.value, 1, 'one MQTT fan-out')
+  t.equal(find(s, 'roundgate_refused_total', { code: 'stale_round', door: 'mqtt' })?.value, 1)
+  t.match((await get(base, '/v1/groups/q/fanout')).json, [{ round: 1, door: 'mqtt', delivered: 1 }])
 })

@@ -8,6 +8,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+# the dashboard tests drive Debian's Chromium (test/helpers/browser.ts); without it they fail
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "test/run.sh: installing ${missing[*]}" >&2
@@ -22,7 +24,7 @@ fi
 
 # lint first: a problem fails the run before any test
 npx eslint --max-warnings 0 .
-npm run build
+npm run --silent build
 
 if [ "$#" -gt 0 ]; then
   files=("$@")

@@ -1,11 +1,11 @@
-// The parent's side of the load generators: G forked processes (bench/gen.ts), terminals dealt
+// The parent's side of the load generators: G forked processes (bench/gen/main.ts), terminals dealt
 // out round-robin, one progress line on stderr while thousands connect. Every child is killed
 // when the run ends, on error and on exit.
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { track } from './procs.js'
 
-const GEN = fileURLToPath(new URL('../gen.js', import.meta.url))
+const GEN = fileURLToPath(new URL('../gen/main.js', import.meta.url))
 
 interface Reply { seq?: number, result?: unknown, error?: string, progress?: { done: number, total: number } }
 
@@ -67,7 +67,8 @@ export class Fleet {
   /** Run one command on every generator with its own arguments, showing a progress line. */
   async each<T = any> (label: string, argsOf: (g: Gen, i: number) => Record<string, unknown> | null, cmd: string, total?: number): Promise<T[]> {
     for (const g of this.gens) g.progress = 0
-    const timer = total !== undefined
+    // the running count only on a terminal; a log gets the closing line alone
+    const timer = total !== undefined && process.stderr.isTTY
       ? setInterval(() => {
         const done = this.gens.reduce((n, g) => n + g.progress, 0)
         process.stderr.write(`\r  ${label}: ${done}/${total}   `)
@@ -78,7 +79,7 @@ export class Fleet {
         const a = argsOf(g, i)
         return a === null ? (undefined as T) : await g.call<T>(cmd, a)
       }))
-      if (total !== undefined) process.stderr.write(`\r  ${label}: ${total}/${total}   \n`)
+      if (total !== undefined) process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}  ${label}: ${total}/${total}   \n`)
       return out
     } finally {
       if (timer !== null) clearInterval(timer)

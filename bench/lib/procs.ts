@@ -59,7 +59,7 @@ async function waitPort (port: number, child: ChildProcess, what: string, ms = 2
 }
 
 export interface Broker {
-  kind: 'roundgate' | 'aedes' | 'mosquitto' | 'redis'
+  kind: 'roundgate' | 'aedes' | 'mosquitto' | 'redis' | 'http-longpoll'
   pid: number
   mqttPort: number
   httpPort: number
@@ -93,24 +93,31 @@ export interface RoundgateOptions {
   groups?: Record<string, Record<string, unknown>>
   redis?: string
   http?: boolean
-  /** load bench/probe.ts into the broker: times the deciding read and the first release write */
+  /** --data-dir: '' (the default) keeps everything in memory; a directory makes the embedded store durable there */
+  dataDir?: string
+  /** load bench/tools/probe.ts into the broker: times the deciding read and the first release write */
   probe?: { match: string, topic: string, file: string }
+  /** load bench/tools/heap.ts (and --expose-gc): SIGUSR2 appends the heap after GC to this file */
+  heapFile?: string
   env?: Record<string, string>
 }
 
-/** roundgate as an operator starts it: bin/roundgate.js start, in-memory store, no data dir. */
+/** roundgate as an operator starts it: bin/roundgate.js start, in-memory store unless a data dir is given. */
 export async function startRoundgate (o: RoundgateOptions = {}): Promise<Broker> {
   const dir = tempDir()
   const cfg = join(dir, 'roundgate.json')
   writeFileSync(cfg, JSON.stringify({ groups: o.groups ?? {}, maxMessageBytes: 65536 }))
   const mqttPort = await freePort()
   const httpPort = o.http === false ? 0 : await freePort()
-  const probe = o.probe === undefined ? [] : ['--import', join(ROOT, 'dist/bench/probe.js')]
-  const args = [...nodeArgs(), ...probe, join(ROOT, 'bin/roundgate.js'), 'start', '--host', '127.0.0.1', '--mqtt-port', String(mqttPort),
-    '--http-port', String(httpPort), '--ws-port', '0', '--data-dir', '', '--log-level', 'warn', '--config', cfg]
+  const tools: string[] = []
+  if (o.probe !== undefined) tools.push('--import', join(ROOT, 'dist/bench/tools/probe.js'))
+  if (o.heapFile !== undefined) tools.push('--expose-gc', '--import', join(ROOT, 'dist/bench/tools/heap.js'))
+  const args = [...nodeArgs(), ...tools, join(ROOT, 'bin/roundgate.js'), 'start', '--host', '127.0.0.1', '--mqtt-port', String(mqttPort),
+    '--http-port', String(httpPort), '--ws-port', '0', '--data-dir', o.dataDir ?? '', '--log-level', 'warn', '--config', cfg]
   if (o.redis !== undefined) args.push('--redis', o.redis)
-  const env = { ...process.env, ...o.env }
+  const env: Record<string, string | undefined> = { ...process.env, ...o.env }
   if (o.probe !== undefined) Object.assign(env, { BENCH_PROBE_MATCH: o.probe.match, BENCH_PROBE_TOPIC: o.probe.topic, BENCH_PROBE_FILE: o.probe.file })
+  if (o.heapFile !== undefined) env.BENCH_HEAP_FILE = o.heapFile
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT, env })
   const b = started('roundgate', child, mqttPort, httpPort)
   await waitPort(mqttPort, child, 'roundgate')
@@ -118,12 +125,21 @@ export async function startRoundgate (o: RoundgateOptions = {}): Promise<Broker>
   return b
 }
 
-/** Vanilla aedes of the same version, the same TCP listener, nothing else (bench/aedes-server.ts). */
+/** Vanilla aedes of the same version, the same TCP listener, nothing else (bench/rivals/aedes-server.ts). */
 export async function startAedes (): Promise<Broker> {
   const mqttPort = await freePort()
-  const child = spawn(process.execPath, [...nodeArgs(), join(ROOT, 'dist/bench/aedes-server.js'), String(mqttPort)], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT })
+  const child = spawn(process.execPath, [...nodeArgs(), join(ROOT, 'dist/bench/rivals/aedes-server.js'), String(mqttPort)], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT })
   const b = started('aedes', child, mqttPort, 0)
   await waitPort(mqttPort, child, 'aedes')
+  return b
+}
+
+/** The minimal node:http long-poll server (bench/rivals/http-longpoll.ts), releasing at `need` readies. */
+export async function startHttpRival (need: number): Promise<Broker> {
+  const httpPort = await freePort()
+  const child = spawn(process.execPath, [...nodeArgs(), join(ROOT, 'dist/bench/rivals/http-longpoll.js'), String(httpPort), String(need)], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT })
+  const b = started('http-longpoll', child, 0, httpPort)
+  await waitPort(httpPort, child, 'node:http long-poll rival')
   return b
 }
 

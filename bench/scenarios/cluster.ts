@@ -1,64 +1,75 @@
-// cluster: the release scenario over 3 roundgate processes sharing one redis-server (started here
-// on an ephemeral loopback port, no persistence). N MQTT terminals are spread round-robin over
-// the 3 brokers; the deciding ready goes to broker 1's last terminal; times run from its write to
-// every participant's receipt wherever it is connected (one monotonic clock, as in `release`).
+// cluster: issue 11's "3 processes on one Redis: N terminals spread over them released <= 1.5 x
+// one process". The same release rounds (bench/lib/rounds.ts) three ways, one after the other, by
+// the same generator processes:
+//   1. 3 roundgate processes with --redis on one redis-server (ephemeral loopback port, no
+//      persistence), MQTT terminals round-robin over the 3; the deciding ready goes to whichever
+//      broker holds the last terminal;
+//   2. one roundgate process, embedded memory store (--data-dir ""): the target's reference;
+//   3. one roundgate process with --redis: shows how much of the difference is Redis itself and
+//      how much is the bus hop between processes.
 // Printed as "not available" when this build has no cluster mode or no redis-server.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Fleet } from '../lib/fleet.js'
 import { startRedis, startRoundgate, type Broker } from '../lib/procs.js'
-import { dist, table, type Dist, type ScenarioResult } from '../lib/report.js'
-import { gensFor, ids, receipts, waitState, type Options } from './common.js'
+import { dist, table, verdict, verdictTable, type ScenarioResult } from '../lib/report.js'
+import { medianLast, roundgateTarget, runRounds, type RoundResult } from '../lib/rounds.js'
+import { gensFor, type Options } from './common.js'
 
 const GROUP = 'bench'
 
 export async function cluster (o: Options): Promise<ScenarioResult> {
   const clusterJs = fileURLToPath(new URL('../../broker/cluster.js', import.meta.url))
   if (!existsSync(clusterJs)) return { scenario: 'cluster', text: 'cluster: not available (this build has no broker/cluster.ts)', data: { available: false } }
-  const redis = await startRedis()
-  if (redis === null) return { scenario: 'cluster', text: 'cluster: not available (no redis-server on PATH)', data: { available: false } }
   const n = o.n
   const fleet = new Fleet(gensFor(n, o.gens))
-  const brokers: Broker[] = []
+  const groups = { [GROUP]: { need: n, minOnlineRatio: 1, offlineAfterMs: 600000, heartbeatMs: 60000, execTimeoutMs: 600000, resetMs: 0 } }
+  const measured: Array<{ what: string, rounds: RoundResult[] }> = []
   try {
-    const url = `redis://127.0.0.1:${redis.mqttPort}`
-    const groups = { [GROUP]: { need: n, minOnlineRatio: 1, offlineAfterMs: 600000, heartbeatMs: 60000, execTimeoutMs: 600000, resetMs: 0 } }
-    for (let i = 0; i < 3; i++) brokers.push(await startRoundgate({ groups, redis: url }))
-    const all = ids('m', n)
-    const onBroker = brokers.map((_b, k) => all.filter((_id, i) => i % 3 === k))
-    const shares: string[][] = fleet.gens.map(() => [])
-    for (let k = 0; k < 3; k++) {
-      const dealt = fleet.deal(onBroker[k])
-      await fleet.each(`connecting ${onBroker[k].length} terminals to broker ${k + 1}`, (_g, i) => dealt[i].length > 0
-        ? { port: brokers[k].mqttPort, ids: dealt[i], sub: { topic: `rg/${GROUP}/release`, qos: 1 } }
-        : null, 'mqtt.connect', onBroker[k].length)
-      dealt.forEach((d, i) => shares[i].push(...d))
-    }
-    const decider = onBroker[0][onBroker[0].length - 1]
-    const deciderGen = fleet.gens[shares.findIndex((s) => s.includes(decider))]
-    const per: Dist[] = []
-    for (let r = 1; r <= o.rounds; r++) {
-      await fleet.each('arm', () => ({ topic: `rg/${GROUP}/release` }), 'arm')
-      await fleet.each(`round ${r}: readies`, (_g, i) => ({ ids: shares[i].filter((id) => id !== decider), topic: `rg/${GROUP}/ready/{id}`, payload: '{}', qos: 1 }), 'mqtt.publishEach')
-      const s = await waitState(brokers[0], GROUP, (st) => st.ready === n - 1 && st.phase === 'WAITING', 'readies')
-      const { t0 } = await deciderGen.call<{ t0: number }>('mqtt.publishOne', { id: decider, topic: `rg/${GROUP}/ready/{id}`, payload: '{}', qos: 1 })
-      const got = await receipts(fleet, shares, t0, 60000)
-      per.push(got.d)
-      process.stderr.write(`  round ${s.round + 1}: first ${got.d.first.toFixed(2)} ms, p50 ${got.d.p50.toFixed(2)}, p99 ${got.d.p99.toFixed(2)}, last ${got.d.last.toFixed(2)} ms${got.missing > 0 ? `, ${got.missing} MISSING` : ''}\n`)
-      if (r < o.rounds) {
-        const round = s.round + 1
-        await fleet.each('done', (_g, i) => ({ ids: shares[i], topic: `rg/${GROUP}/done/{id}`, payload: JSON.stringify({ round }), qos: 1 }), 'mqtt.publishEach')
-        await waitState(brokers[0], GROUP, (st) => st.phase === 'WAITING' && st.round === round, 'round end')
+    const setups: Array<{ what: string, brokers: number, redis: boolean }> = [
+      { what: `3 roundgate processes on one redis-server, ${n} terminals round-robin`, brokers: 3, redis: true },
+      { what: 'one roundgate process, memory store', brokers: 1, redis: false },
+      { what: 'one roundgate process on redis-server', brokers: 1, redis: true }
+    ]
+    for (const s of setups) {
+      let redis: Broker | null = null
+      const brokers: Broker[] = []
+      try {
+        if (s.redis) {
+          redis = await startRedis()
+          if (redis === null) return { scenario: 'cluster', text: 'cluster: not available (no redis-server on PATH; apt-get install -y redis-server)', data: { available: false } }
+        }
+        for (let i = 0; i < s.brokers; i++) brokers.push(await startRoundgate({ groups, redis: redis === null ? undefined : `redis://127.0.0.1:${redis.mqttPort}` }))
+        const rs = await runRounds(fleet, { target: roundgateTarget(brokers, GROUP, s.what), mqtt: n, http: 0, rounds: o.rounds })
+        measured.push({ what: s.what, rounds: rs })
+      } finally {
+        for (const b of brokers) await b.stop()
+        await redis?.stop()
       }
     }
-    const rows = per.map((d, i) => [`round ${i + 1}`, d.first, d.p50, d.p99, d.last] as Array<string | number | null>)
-    const lasts = dist(per.map((d) => d.last))
-    const text = table(`cluster: release to ${n} MQTT terminals over 3 roundgate processes + 1 redis-server, ms from the deciding message's write (2 cores shared by 3 brokers, redis and ${fleet.gens.length} generators)`,
-      ['', 'first', 'p50', 'p99', 'last'], rows)
-    return { scenario: 'cluster', text, data: { available: true, n, brokers: 3, rounds: per, last: lasts } }
+    const rows = measured.flatMap((m) => {
+      const all = dist(m.rounds.flatMap((r) => r.ms))
+      const l = dist(m.rounds.map((r) => r.d.last))
+      return [
+        [`${m.what}${m.rounds.length > 1 ? `, ${m.rounds.length} rounds pooled` : ''}`, all.first, all.p50, all.p99, all.last, String(m.rounds.reduce((a, r) => a + r.missing, 0)), String(m.rounds.reduce((a, r) => a + r.bad, 0))],
+        ...(m.rounds.length > 1 ? [['  per-round last: min/p50/p99/max', l.first, l.p50, l.p99, l.last, null, null]] : [])
+      ] as Array<Array<string | number | null>>
+    })
+    const med = o.rounds > 1 ? `median of ${o.rounds} rounds` : 'one round'
+    const [three, one, oneRedis] = measured.map((m) => medianLast(m.rounds))
+    const note = n !== 10000 ? 'target set at 10,000' : undefined
+    const verdicts = [
+      verdict(`3 processes on one Redis, last (ms, ${med})`, three, 'one process, memory store', one, { op: '<=', value: 1.5 }, note),
+      verdict(`3 processes on one Redis, last (ms, ${med})`, three, 'one process on Redis (for reference)', oneRedis, null)
+    ]
+    const text = [
+      table(`cluster: release to ${n} MQTT terminals, ms from the deciding message's write (2 cores shared by the brokers, redis and ${fleet.gens.length} generators)`,
+        ['', 'first', 'p50', 'p99', 'last', 'missing', 'bad'], rows),
+      '',
+      verdictTable('targets (issue 11): ratio = 3 processes / one process', verdicts)
+    ].join('\n')
+    return { scenario: 'cluster', text, data: { available: true, n, measured: measured.map((m) => ({ what: m.what, rounds: m.rounds.map(({ ms: _ms, ...r }) => r), last: dist(m.rounds.map((r) => r.d.last)) })), verdicts } }
   } finally {
-    for (const b of brokers) await b.stop()
-    await redis.stop()
     await fleet.close()
   }
 }

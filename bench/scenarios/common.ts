@@ -1,12 +1,18 @@
-// What several scenarios share: terminal ids, generator counts, connecting MQTT terminals, and
-// one "plain message to N subscribers" fan-out run against any broker.
+// What several scenarios share: the options, generator counts, connecting MQTT terminals, the
+// store under test, and one "plain message to N subscribers" fan-out run against any broker
+// (the MQTT rivals' measure).
+import { readdirSync } from 'node:fs'
 import type { Fleet } from '../lib/fleet.js'
-import { httpJson, sleep, type Broker } from '../lib/procs.js'
+import { tempDir, type Broker } from '../lib/procs.js'
 import { dist, type Dist } from '../lib/report.js'
+import { ids } from '../lib/rounds.js'
 
 export interface Options {
   n: number
-  door: 'mqtt' | 'http' | 'mix'
+  /** --n was given (else a scenario may use its own sizes) */
+  nGiven: boolean
+  door: 'mqtt' | 'http' | 'mixed'
+  store: 'memory' | 'sqlite'
   rounds: number
   gens: number
   seconds: number
@@ -15,30 +21,8 @@ export interface Options {
   json: boolean
   bytes: number | null
   compare: boolean
-}
-
-/** Poll GET /v1/groups/{group} until `ok` holds; throws (with the last state) after `ms`. */
-export async function waitState (b: Broker, group: string, ok: (s: any) => boolean, what: string, ms = 60000): Promise<any> {
-  const until = Date.now() + ms
-  let s: any = null
-  while (Date.now() < until) {
-    s = (await httpJson(b.httpPort, `/v1/groups/${group}`)).state
-    if (ok(s)) return s
-    await sleep(20)
-  }
-  throw new Error(`${what}: state stayed ${JSON.stringify(s)}`)
-}
-
-/** Long-polls pending in a roundgate, from its /metrics (-1 when the gauge is missing). */
-export async function pendingPolls (b: Broker): Promise<number> {
-  const text = await httpJson(b.httpPort, '/metrics') as string
-  const m = /^roundgate_http_longpolls_pending (\d+)/m.exec(text)
-  return m === null ? -1 : Number(m[1])
-}
-
-export function ids (prefix: string, n: number, from = 0): string[] {
-  const w = String(from + n).length
-  return Array.from({ length: n }, (_v, i) => `${prefix}${String(from + i + 1).padStart(w, '0')}`)
+  /** startskew: startDelayMs values */
+  delays: number[]
 }
 
 /** Generators for n terminals: at most ~3,000 sockets each (20,000 fds per process), at least 2. */
@@ -52,35 +36,53 @@ export async function connectMqtt (fleet: Fleet, port: number, all: string[], su
   return shares
 }
 
-export async function receipts (fleet: Fleet, shares: string[][], t0: number, timeoutMs: number): Promise<{ d: Dist, missing: number, bytes: number, ms: number[] }> {
-  const got = await fleet.each<{ times: number[], bytes: number }>('receipts', (_g, i) => ({ count: shares[i].length, timeoutMs }), 'receipts')
-  const ms: number[] = []
-  let bytes = 0
-  for (const r of got) {
-    for (const t of r.times) ms.push((t - t0) / 1e6)
-    bytes = Math.max(bytes, r.bytes)
-  }
-  const expected = shares.reduce((n, s) => n + s.length, 0)
-  return { d: dist(ms), missing: expected - ms.length, bytes, ms }
+/**
+ * The stores a run measures: memory always; with `--store sqlite` also the data-directory store,
+ * so "SQLite within 1.2x of memory" is one command printing both.
+ */
+export function storesOf (o: Options): Array<'memory' | 'sqlite'> {
+  return o.store === 'sqlite' ? ['memory', 'sqlite'] : ['memory']
 }
+
+/** --data-dir for a broker: "" (memory) or a fresh temp dir of its own (every broker starts empty). */
+export function dataDirFor (store: 'memory' | 'sqlite'): string {
+  return store === 'memory' ? '' : tempDir()
+}
+
+/**
+ * What a data directory turned out to hold after a run: 'sqlite' when the broker wrote a SQLite
+ * database there, else a label saying the build has another embedded store (today's JSON snapshot).
+ */
+export function storeLabel (store: 'memory' | 'sqlite', dataDir: string): string {
+  if (store === 'memory') return 'memory store (--data-dir "")'
+  const files = readdirSync(dataDir).filter((f) => !f.endsWith('.tmp'))
+  return files.some((f) => /\.(db|sqlite3?)$/.test(f))
+    ? 'SQLite store (--data-dir <temp dir>)'
+    : `data-dir store, NOT SQLite (this build wrote ${files.length > 0 ? files.join(', ') : 'nothing'})`
+}
+
+export interface FanoutRun { d: Dist, missing: number, bad: number, problems: string[] }
 
 /**
  * One plain QoS `qos` message of `bytes` bytes to n subscribers of `topic` on `broker`, published
  * by one more client, `times` times over the same connections; times from the publisher's write
- * to each subscriber's receipt. Answers every repetition.
+ * to each subscriber's receipt; every message received is checked to be the bytes published.
  */
-export async function plainFanout (fleet: Fleet, broker: Broker, n: number, bytes: number, qos: 0 | 1, label: string, times = 1): Promise<Array<{ d: Dist, missing: number }>> {
+export async function plainFanout (fleet: Fleet, broker: Broker, n: number, bytes: number, qos: 0 | 1, label: string, times = 1): Promise<FanoutRun[]> {
   const topic = 'bench/fan'
   const subs = ids('s', n)
   const shares = await connectMqtt(fleet, broker.mqttPort, subs, { topic, qos }, `${label}: connecting ${n} subscribers`)
   try {
     await fleet.gens[0].call('mqtt.connect', { port: broker.mqttPort, ids: ['publisher'] })
-    const out: Array<{ d: Dist, missing: number }> = []
+    const out: FanoutRun[] = []
     for (let i = 0; i < times; i++) {
       await fleet.each('arm', () => ({ topic }), 'arm')
       const { t0 } = await fleet.gens[0].call<{ t0: number }>('mqtt.publishOne', { id: 'publisher', topic, payload: 'x'.repeat(bytes), qos })
-      const r = await receipts(fleet, shares, t0, 60000)
-      out.push({ d: r.d, missing: r.missing })
+      const got = await fleet.each<any>('receipts', (_g, gi) => ({ count: shares[gi].length, timeoutMs: 60000, expect: { kind: 'plain', bytes } }), 'receipts')
+      const ms: number[] = got.flatMap((x: { times: number[] }) => x.times.map((t) => (t - t0) / 1e6))
+      const run: FanoutRun = { d: dist(ms), missing: n - ms.length, bad: got.reduce((a: number, x: any) => a + x.bad, 0), problems: [...new Set<string>(got.flatMap((x: any) => x.problems))] }
+      out.push(run)
+      process.stderr.write(`  ${label}, run ${i + 1}: first ${run.d.first.toFixed(2)} ms, p50 ${run.d.p50.toFixed(2)}, last ${run.d.last.toFixed(2)} ms${run.missing > 0 ? `, ${run.missing} MISSING` : ''}${run.bad > 0 ? `, ${run.bad} BAD` : ''}\n`)
       await new Promise((resolve) => setTimeout(resolve, 200)) // PUBACKs settle
     }
     return out
@@ -88,3 +90,6 @@ export async function plainFanout (fleet: Fleet, broker: Broker, n: number, byte
     await fleet.each('close', () => ({}), 'close')
   }
 }
+
+/** The MQTT rivals of a fan-out, in the order measured. */
+export const NOT_INSTALLED = 'not installed (apt-get install -y mosquitto; see bench/README.md)'

@@ -5,7 +5,7 @@
 import { Fleet } from '../lib/fleet.js'
 import { startAedes, startMosquitto, startRoundgate, type Broker } from '../lib/procs.js'
 import { dist, table, type ScenarioResult } from '../lib/report.js'
-import { gensFor, plainFanout, type Options } from './common.js'
+import { gensFor, NOT_INSTALLED, plainFanout, type Options } from './common.js'
 
 export async function fanoutPeers (o: Options): Promise<ScenarioResult> {
   const n = o.n
@@ -23,7 +23,7 @@ export async function fanoutPeers (o: Options): Promise<ScenarioResult> {
     for (const [name, start] of starters) {
       const b = await start()
       if (b === null) {
-        rows.push([`${name}: not installed (apt-get install -y mosquitto)`, null, null, null, null, null])
+        rows.push([`${name}: ${NOT_INSTALLED}`, null, null, null, null, null])
         continue
       }
       try {

@@ -7,7 +7,8 @@
 import { Fleet } from '../lib/fleet.js'
 import { httpJson, rssBytes, sleep, startAedes, startRoundgate, type Broker } from '../lib/procs.js'
 import { table, type ScenarioResult } from '../lib/report.js'
-import { connectMqtt, gensFor, ids, pendingPolls, type Options } from './common.js'
+import { ids, pendingPolls } from '../lib/rounds.js'
+import { connectMqtt, gensFor, type Options } from './common.js'
 
 async function settledRss (pid: number): Promise<number> {
   await sleep(3000)
@@ -29,7 +30,7 @@ export async function memory (o: Options): Promise<ScenarioResult> {
     await fleet.each('heartbeat', (_g, i) => ({ ids: shares[i], topic: 'rg/bench/hb/{id}', payload: '{}', qos: 1 }), 'mqtt.publishEach')
     let after = await settledRss(b.pid)
     const online = (await httpJson(b.httpPort, '/v1/groups/bench')).state.online
-    rows.push(['roundgate, idle MQTT terminal (connected, subscribed, online)', before / 1048576, after / 1048576, (after - before) / n / 1024, online])
+    rows.push(['roundgate, idle MQTT terminal (connected, subscribed, online)', before / 1048576, after / 1048576, (after - before) / n / 1024, String(online)])
     data.mqtt = { before, after, perTerminal: (after - before) / n, online }
     await fleet.each('close', () => ({}), 'close')
     await b.stop()
@@ -38,10 +39,12 @@ export async function memory (o: Options): Promise<ScenarioResult> {
     before = await settledRss(b.pid)
     const httpIds = ids('h', n)
     const hs = fleet.deal(httpIds)
-    await fleet.each(`parking ${n} long-polls`, (_g, i) => ({ port: b?.httpPort, group: 'bench', ids: hs[i], ready: false, wait: 120 }), 'http.terminals', n)
+    const port = b.httpPort
+    await fleet.each(`opening ${n} HTTP connections`, (_g, i) => ({ port, ids: hs[i] }), 'http.open', n)
+    await fleet.each(`parking ${n} long-polls`, (_g, i) => ({ group: 'bench', ids: hs[i], ready: false, after: 0, wait: 120 }), 'http.park', n)
     after = await settledRss(b.pid)
     const pending = await pendingPolls(b)
-    rows.push(['roundgate, pending HTTP long-poll (one socket each)', before / 1048576, after / 1048576, (after - before) / n / 1024, pending])
+    rows.push(['roundgate, pending HTTP long-poll (one socket each)', before / 1048576, after / 1048576, (after - before) / n / 1024, String(pending)])
     data.http = { before, after, perWaiter: (after - before) / n, pending }
     await fleet.each('close', () => ({}), 'close')
     await b.stop()
@@ -50,7 +53,7 @@ export async function memory (o: Options): Promise<ScenarioResult> {
     before = await settledRss(b.pid)
     await connectMqtt(fleet, b.mqttPort, ids('s', n), { topic: 'bench/idle', qos: 1 }, `vanilla aedes: connecting ${n} idle subscribers`)
     after = await settledRss(b.pid)
-    rows.push(['vanilla aedes 1.2, idle subscriber', before / 1048576, after / 1048576, (after - before) / n / 1024, n])
+    rows.push(['vanilla aedes 1.2, idle subscriber', before / 1048576, after / 1048576, (after - before) / n / 1024, String(n)])
     data.aedes = { before, after, perClient: (after - before) / n }
     await fleet.each('close', () => ({}), 'close')
     await b.stop()

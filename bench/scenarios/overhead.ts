@@ -1,13 +1,14 @@
 // overhead: plain MQTT pub/sub outside the roundgate prefix, QoS 0 and QoS 1, through roundgate
 // (scheduler, guards and metrics loaded, one group configured) and through vanilla aedes 1.2 (the
-// same version, bench/aedes-server.ts), in the same run, alternating A B A B so drift hits both.
+// same version, bench/rivals/aedes-server.ts), in the same run, alternating A B A B so drift hits both.
 // C/2 publishers each publish on their own topic to one subscriber (closed loop: a window of 32
-// in flight per publisher). Throughput = messages received by the subscribers / (last receipt −
+// in flight per publisher; bench/gen/flood.ts). Throughput = messages received by the subscribers / (last receipt −
 // start of publishing).
 import { Fleet } from '../lib/fleet.js'
 import { cpuSeconds, sleep, startAedes, startRoundgate, type Broker } from '../lib/procs.js'
-import { dist, table, type ScenarioResult } from '../lib/report.js'
-import { ids, type Options } from './common.js'
+import { dist, median, table, verdict, verdictTable, type ScenarioResult, type Verdict } from '../lib/report.js'
+import { ids } from '../lib/rounds.js'
+import type { Options } from './common.js'
 
 const REPS = 5
 
@@ -24,7 +25,7 @@ async function once (fleet: Fleet, b: Broker, pairs: number, qos: 0 | 1, seconds
     const topicOf = Object.fromEntries(pubs.map((p, i) => [p, `bench/o/${subs[i]}`]))
     const cpu0 = cpuSeconds(b.pid)
     const w0 = Date.now()
-    const r = await pg.call<{ sent: number, t0: number, t1: number }>('pub.flood', { topicOf, qos, seconds, window: 32, bytes })
+    const r = await pg.call<{ sent: number, t0: number, t1: number }>('flood', { topicOf, qos, seconds, window: 32, bytes })
     let last = -1
     let c = await sg.call<{ received: number, lastReceivedAt: number }>('count.read')
     for (let i = 0; i < 100 && c.received !== last && c.received < r.sent; i++) {
@@ -62,18 +63,21 @@ export async function overhead (o: Options): Promise<ScenarioResult> {
       }
     }
     const rows: Array<Array<string | number | null>> = []
+    const verdicts: Verdict[] = []
     const ratios: Record<string, number> = {}
     for (const qos of [0, 1]) {
       const r = runs.filter((x) => x.qos === qos && x.broker === 'roundgate')
       const a = runs.filter((x) => x.qos === qos && x.broker === 'aedes')
-      const med = (xs: Run[], k: 'rate' | 'perCpu'): number => dist(xs.map((x) => x[k])).p50
+      const med = (xs: Run[], k: 'rate' | 'perCpu'): number => median(xs.map((x) => x[k]))
       for (const x of [...r, ...a]) rows.push([`${x.broker === 'roundgate' ? 'roundgate (scheduler loaded)' : 'vanilla aedes 1.2'}, QoS ${qos}`, x.received, x.seconds, x.rate, x.cpu, x.perCpu])
       ratios[`qos${qos}`] = med(r, 'rate') / med(a, 'rate')
       ratios[`qos${qos}PerCpu`] = med(r, 'perCpu') / med(a, 'perCpu')
       rows.push([`QoS ${qos} medians: roundgate / aedes, msg/s (target >= 0.95) | msg per CPU-s`, null, null, med(r, 'rate') / med(a, 'rate'), null, med(r, 'perCpu') / med(a, 'perCpu')])
+      verdicts.push(verdict(`plain pub/sub QoS ${qos}, msg/s (median of ${REPS} alternated runs)`, med(r, 'rate'), 'vanilla aedes 1.2', med(a, 'rate'), { op: '>=', value: 0.95 }))
     }
     const text = table(`overhead: plain pub/sub, ${pairs} publishers -> ${pairs} subscribers, ${bytes} B, ${o.seconds} s per run, runs alternated (2 cores shared by the broker under test and 2 generators; the idle broker sleeps)`,
-      ['', 'received', 'seconds', 'msg/s', 'broker CPU %', 'msg per broker CPU-s'], rows)
+      ['', 'received', 'seconds', 'msg/s', 'broker CPU %', 'msg per broker CPU-s'], rows) +
+      '\n\n' + verdictTable('targets (issue 11): ratio = roundgate / vanilla aedes', verdicts)
     return { scenario: 'overhead', text, data: { pairs, bytes, seconds: o.seconds, runs, ratios, spread: dist(runs.map((x) => x.rate)) } }
   } finally {
     for (const b of started) await b.stop()

@@ -1,7 +1,7 @@
 // Test harness for the HTTP gateway: a real engine (memory store) and the real uWS listener on a
 // free loopback port, with small fetch helpers.
 import { pino } from 'pino'
-import { startGateway, type Authorize, type Gateway } from '../../gateway/index.js'
+import { startGateway, type Authorize, type Gateway, type ServerInfo } from '../../gateway/index.js'
 import { createMetrics } from '../../plugins/metrics/index.js'
 import { Engine, type GroupConfig, MemoryStore } from '../../plugins/scheduler/index.js'
 import { waitFor } from './wait.js'
@@ -20,6 +20,10 @@ export interface TestGatewayOptions {
   isReady?: () => Promise<boolean>
   maxBodyBytes?: number
   waitTickMs?: number
+  /** the built dashboard's folder (default dist/dashboard/); null serves none */
+  dashboardDir?: string | null
+  /** GET /v1/info */
+  info?: ServerInfo
 }
 
 export async function startTestGateway (opts: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -42,7 +46,9 @@ export async function startTestGateway (opts: TestGatewayOptions = {}): Promise<
     authorize: opts.authorize,
     isReady: opts.isReady,
     maxBodyBytes: opts.maxBodyBytes,
-    waitTickMs: opts.waitTickMs ?? 20
+    waitTickMs: opts.waitTickMs ?? 20,
+    dashboardDir: opts.dashboardDir,
+    info: opts.info
   })
   const base = `http://127.0.0.1:${gateway.port}`
   return {

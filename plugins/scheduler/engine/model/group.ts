@@ -17,7 +17,7 @@ import { Jobs, publicJob } from './jobs.js'
 import { Round } from './round.js'
 import { blocker, nextTickOf, settleTicks } from './rule.js'
 import { noChanges, type Changes, type PendingRetry, type Scalars } from './durable.js'
-import { Terminals, type Terminal } from './terminals.js'
+import { Terminals } from './terminals.js'
 
 export interface ModelLimits {
   maxTerminals: number
@@ -210,7 +210,7 @@ export class GroupModel {
       onlineBoss: t.onlineBoss,
       ready: t.readySmall.size + t.readyBoss.size,
       readyBoss: t.readyBoss.size,
-      participants: r?.participants.size ?? 0,
+      participants: r?.size ?? 0,
       done: r?.done.size ?? 0,
       dropped: r?.dropped.size ?? 0,
       releasedAt: this.releasedAt,
@@ -240,7 +240,7 @@ export class GroupModel {
   fingerprint (): string {
     const t = this.terminals
     const r = this.current
-    return `${this.phase}|${this.round}|${this.config.paused ? 1 : 0}|${this.config.need}|${this.config.bossNeed}|${t.onlineSmall}|${t.onlineBoss}|${t.readySmall.size}|${t.readyBoss.size}|${r?.participants.size ?? 0}|${r?.done.size ?? 0}|${r?.dropped.size ?? 0}|${this.missed}|${this.jobs.queued}|${this.lastTick}|${this.retry?.attempt ?? 1}`
+    return `${this.phase}|${this.round}|${this.config.paused ? 1 : 0}|${this.config.need}|${this.config.bossNeed}|${t.onlineSmall}|${t.onlineBoss}|${t.readySmall.size}|${t.readyBoss.size}|${r?.size ?? 0}|${r?.done.size ?? 0}|${r?.dropped.size ?? 0}|${this.missed}|${this.jobs.queued}|${this.lastTick}|${this.retry?.attempt ?? 1}`
   }
 
   scalars (): Scalars {
@@ -293,8 +293,7 @@ export class GroupModel {
     const bosses = select('fifo', t.readyBoss.values(), nBoss) // bosses: earliest ready first
     this.round += 1
     const { attempt, job, payload } = this.takeWork(now)
-    t.take(smalls, bosses, this.round)
-    const bossIds = bosses.map((b) => b.id)
+    const { participants, bossIds } = t.take(smalls, bosses, this.round)
     const record: ReleaseRecord = {
       group: this.name,
       round: this.round,
@@ -303,7 +302,7 @@ export class GroupModel {
       releasedAt: now,
       startAt,
       deadline: startAt + this.config.execTimeoutMs,
-      participants: [...smalls.map((s: Terminal) => s.id), ...bossIds],
+      participants,
       bosses: bossIds,
       payload
     }

@@ -12,22 +12,34 @@ export interface DoneReport {
 
 export class Round {
   readonly record: ReleaseRecord
-  /** clientId → role, in shard order (smalls, then bosses) */
-  readonly participants = new Map<string, Role>()
   readonly done = new Map<string, DoneReport>()
   readonly dropped = new Set<string>()
+  /** built at the first look-up by id, not at the release: nothing delays the first release write */
+  private byId: Map<string, Role> | null = null
 
   constructor (record: ReleaseRecord) {
     this.record = record
-    const bosses = new Set(record.bosses)
-    for (const id of record.participants) this.participants.set(id, bosses.has(id) ? 'boss' : 'small')
   }
 
   get round (): number { return this.record.round }
 
+  /** how many take part (smalls and bosses) */
+  get size (): number { return this.record.participants.length }
+
+  /** clientId → role, in shard order (smalls, then bosses) */
+  get participants (): Map<string, Role> {
+    if (this.byId === null) {
+      const bosses = new Set(this.record.bosses)
+      const m = new Map<string, Role>()
+      for (const id of this.record.participants) m.set(id, bosses.has(id) ? 'boss' : 'small')
+      this.byId = m
+    }
+    return this.byId
+  }
+
   /** The round as its config says: may it end now? Aborted beats completed. */
   verdict (config: GroupConfig): Outcome | null {
-    if (this.dropped.size > dropLimit(config, this.participants.size)) return 'aborted'
+    if (this.dropped.size > dropLimit(config, this.size)) return 'aborted'
     const bosses = this.record.bosses
     if (completeOnOf(config) === 'boss' && bosses.length > 0) {
       return bosses.every((b) => this.done.has(b)) ? 'completed' : null
@@ -35,7 +47,7 @@ export class Round {
     // done and dropped may overlap (a dropped participant can still report), so their sizes only
     // bound the union: below the participant count the round cannot be complete, and the scan
     // (which made N reports cost N² at 10,000 participants) runs only near the end
-    if (this.done.size + this.dropped.size < this.participants.size) return null
+    if (this.done.size + this.dropped.size < this.size) return null
     for (const id of this.participants.keys()) {
       if (!this.done.has(id) && !this.dropped.has(id)) return null
     }

@@ -104,14 +104,24 @@ export class Terminals {
   }
 
   /**
-   * The released terminals leave `ready` and remember the round. Not marked dirty one by one:
-   * the release record says who they are (the embedded store derives these changes from it).
+   * The released terminals leave `ready` and remember the round; answers their ids in shard order
+   * (smalls, then bosses), built in the same pass. Not marked dirty one by one: the release record
+   * says who they are (the embedded store derives these changes from it).
    */
-  take (smalls: Terminal[], bosses: Terminal[], round: number): void {
+  take (smalls: Terminal[], bosses: Terminal[], round: number): { participants: string[], bossIds: string[] } {
     leaveReady(this.readySmall, smalls)
     leaveReady(this.readyBoss, bosses)
-    for (const t of smalls) { t.readySeq = 0; t.lastRound = round }
-    for (const t of bosses) { t.readySeq = 0; t.lastRound = round }
+    const participants = new Array<string>(smalls.length + bosses.length)
+    const bossIds = new Array<string>(bosses.length)
+    let i = 0
+    for (const t of smalls) { t.readySeq = 0; t.lastRound = round; participants[i++] = t.id }
+    for (let b = 0; b < bosses.length; b++) {
+      const t = bosses[b]
+      t.readySeq = 0
+      t.lastRound = round
+      participants[i++] = bossIds[b] = t.id
+    }
+    return { participants, bossIds }
   }
 
   /** Put a terminal back as it was stored (embedded store start-up); it counts as just heard from. */

@@ -1,5 +1,5 @@
 // Vanilla aedes, the same version roundgate embeds, on one loopback TCP port and nothing else:
-// the comparison broker of the overhead and fan-out benchmarks. `node dist/bench/aedes-server.js PORT`
+// the comparison broker of the overhead and fan-out benchmarks. `node dist/bench/rivals/aedes-server.js PORT`
 import { Aedes } from 'aedes'
 import { createServer } from 'node:net'
 

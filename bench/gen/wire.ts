@@ -2,12 +2,25 @@
 // node:net (packets built with mqtt-packet, frames split by hand so a 100 KB PUBLISH is
 // concatenated once, not per chunk) and a raw HTTP/1.1 keep-alive connection. No MQTT.js, no
 // undici: one socket and a few small objects per terminal.
+//
+// Every socket binds one of the source addresses 127.0.0.2-127.0.0.9 in turn, so tens of
+// thousands of connections (and the RST'd ones of the abort scenario) never run one source
+// address out of ephemeral ports.
 import { connect as netConnect, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 
 /** The one clock of every measurement: CLOCK_MONOTONIC, shared by all processes of this machine. */
 export function nowNs (): number {
   return Number(process.hrtime.bigint())
+}
+
+const SOURCES = 8
+let nextSource = process.pid % SOURCES
+
+/** The next loopback source address (127.0.0.2 … 127.0.0.9). */
+export function sourceAddress (): string {
+  nextSource = (nextSource + 1) % SOURCES
+  return `127.0.0.${2 + nextSource}`
 }
 
 /** Splits a byte stream into whole MQTT frames; `onFrame(first byte, frame)`. */
@@ -73,8 +86,8 @@ export interface MqttConnOptions {
   clientId: string
   clean?: boolean
   keepalive?: number
-  /** called for every PUBLISH received (after the PUBACK, if any, is queued) */
-  onPublish?: (conn: MqttConn, topic: string, frame: Buffer, payloadAt: number) => void
+  /** called for every PUBLISH received (after the PUBACK, if any, is queued); `at` = nowNs() when its last bytes arrived */
+  onPublish?: (conn: MqttConn, topic: string, frame: Buffer, payloadAt: number, at: number) => void
 }
 
 /** One raw MQTT connection. */
@@ -94,9 +107,12 @@ export class MqttConn {
     this.id = opts.clientId
     this.opts = opts
     this.onPublish = opts.onPublish
-    this.socket = netConnect({ port: opts.port, host: opts.host ?? '127.0.0.1' })
+    this.socket = netConnect({ port: opts.port, host: opts.host ?? '127.0.0.1', localAddress: sourceAddress() })
     this.socket.setNoDelay(true)
-    this.socket.on('data', (chunk: Buffer) => this.reader.push(chunk, (f) => this.frame(f)))
+    this.socket.on('data', (chunk: Buffer) => {
+      const at = nowNs()
+      this.reader.push(chunk, (f) => this.frame(f, at))
+    })
     this.socket.on('error', () => {})
     this.socket.on('close', () => {
       this.closed = true
@@ -166,7 +182,7 @@ export class MqttConn {
     return id
   }
 
-  private frame (f: Buffer): void {
+  private frame (f: Buffer, at: number): void {
     const type = f[0] >> 4
     switch (type) {
       case 2: { // CONNACK
@@ -178,7 +194,7 @@ export class MqttConn {
       case 3: { // PUBLISH
         const p = publishInfo(f)
         if (p.qos === 1) this.socket.write(Buffer.from([0x40, 0x02, p.messageId >> 8, p.messageId & 255]))
-        this.onPublish?.(this, p.topic, f, p.payloadAt)
+        this.onPublish?.(this, p.topic, f, p.payloadAt, at)
         break
       }
       case 4: // PUBACK
@@ -197,48 +213,86 @@ export class MqttConn {
 
 export interface HttpResponse { status: number, headers: string, body: Buffer, at: number }
 
-/** One raw HTTP/1.1 keep-alive connection: requests one after another, Content-Length bodies. */
+interface Pending { resolve: (r: HttpResponse) => void, reject: (e: Error) => void }
+
+/**
+ * One raw HTTP/1.1 keep-alive connection: requests one after another, Content-Length bodies.
+ * A server may close an idle keep-alive connection between rounds: the next request then opens a
+ * new one, as any HTTP client would; requests pending on a closed connection are rejected.
+ */
 export class HttpConn {
-  readonly socket: Socket
+  private sock: Socket
+  private readonly port: number
+  private readonly host: string
   private chunks: Buffer[] = []
   private total = 0
   private headEnd = -1
   private need = -1
-  private pending: Array<(r: HttpResponse) => void> = []
+  private pending: Pending[] = []
   closed = false
 
   constructor (port: number, host = '127.0.0.1') {
-    this.socket = netConnect({ port, host })
-    this.socket.setNoDelay(true)
-    this.socket.on('data', (c: Buffer) => this.data(c))
-    this.socket.on('error', () => {})
-    this.socket.on('close', () => { this.closed = true })
+    this.port = port
+    this.host = host
+    this.sock = this.open()
+  }
+
+  get socket (): Socket { return this.sock }
+
+  private open (): Socket {
+    const sock = netConnect({ port: this.port, host: this.host, localAddress: sourceAddress() })
+    sock.setNoDelay(true)
+    this.chunks = []
+    this.total = 0
+    this.headEnd = -1
+    this.need = -1
+    this.closed = false
+    sock.on('data', (c: Buffer) => this.data(c))
+    sock.on('error', () => {}) // 'close' follows and rejects what was pending
+    sock.on('close', () => {
+      if (sock !== this.sock) return
+      this.closed = true
+      const pending = this.pending
+      this.pending = []
+      for (const p of pending) p.reject(new Error('connection closed'))
+    })
+    return sock
   }
 
   async ready (): Promise<void> {
-    if (!this.socket.connecting) return
+    if (!this.sock.connecting) return
     await new Promise<void>((resolve, reject) => {
-      this.socket.once('connect', resolve)
-      this.socket.once('error', reject)
+      this.sock.once('connect', resolve)
+      this.sock.once('error', reject)
     })
   }
 
   async request (method: string, path: string, body?: string): Promise<HttpResponse> {
-    return await new Promise<HttpResponse>((resolve) => {
-      this.pending.push(resolve)
+    if (this.closed) this.sock = this.open()
+    return await new Promise<HttpResponse>((resolve, reject) => {
+      this.pending.push({ resolve, reject })
       const b = body ?? ''
       const head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
         (body !== undefined ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n` : '') + '\r\n'
-      this.socket.write(head + b)
+      this.sock.write(head + b)
     })
   }
 
-  close (): void {
-    this.socket.destroy()
+  /** Close with a TCP RST (an aborted poll, as a client that goes away mid-request). */
+  reset (): void {
     this.closed = true
+    this.pending = []
+    this.sock.resetAndDestroy()
+  }
+
+  close (): void {
+    this.closed = true
+    this.pending = []
+    this.sock.destroy()
   }
 
   private data (c: Buffer): void {
+    const at = nowNs() // the moment the bytes completing a response reached us
     this.chunks.push(c)
     this.total += c.length
     for (;;) {
@@ -254,7 +308,6 @@ export class HttpConn {
       }
       if (this.total < this.need) return
       const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.total)
-      const at = nowNs()
       const head = all.toString('latin1', 0, this.headEnd)
       const res: HttpResponse = { status: Number(head.slice(9, 12)), headers: head, body: all.subarray(this.headEnd, this.need), at }
       const rest = all.subarray(this.need)
@@ -262,7 +315,7 @@ export class HttpConn {
       this.total = rest.length
       this.headEnd = -1
       this.need = -1
-      this.pending.shift()?.(res)
+      this.pending.shift()?.resolve(res)
       if (this.total === 0) return
     }
   }

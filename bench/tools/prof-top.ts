@@ -1,5 +1,5 @@
 // The hottest frames of a V8 .cpuprofile (from `node --cpu-prof`), optionally only samples taken
-// in a time window: `node dist/bench/prof-top.js FILE [--from ms --to ms] [--top 25]`.
+// in a time window: `node dist/bench/tools/prof-top.js FILE [--from ms --to ms] [--top 25]`.
 // Self time per function (file:line), and total (inclusive) time per function.
 import { readFileSync } from 'node:fs'
 
