@@ -1,7 +1,7 @@
 // The embedded store's cost per transition, in one process with no network: the same operations
 // on the pure in-memory store (`--data-dir ""`), on SQLite with synchronous=NORMAL and with FULL
 // (docs/storage.md says which roundgate uses and why).
-//   node dist/bench/store-commit.js [--n 10000] [--dir /var/tmp]
+//   node dist/bench/tools/store-commit.js [--n 10000] [--dir /var/tmp]
 // For each store: heartbeats of known terminals (no write), N readies (one commit each), the
 // deciding ready that releases all N (one transaction: the release and its N participants), and
 // N done reports. Prints microseconds per operation and the deciding ready in milliseconds.
@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { DEFAULT_GROUP_CONFIG, MemoryStore, mergeConfig } from '../plugins/scheduler/index.js'
+import { DEFAULT_GROUP_CONFIG, MemoryStore, mergeConfig } from '../../plugins/scheduler/index.js'
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '10000' }, dir: { type: 'string', default: tmpdir() } } })
 const N = Number(values.n)
