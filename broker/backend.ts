@@ -33,7 +33,10 @@ export async function backendFor (settings: Settings, log: Logger): Promise<Back
   }
   const store = new MemoryStore({
     dataDir: settings.dataDir,
+    durability: settings.durability,
     historyLimit: settings.historyLimit,
+    historyMaxAgeDays: settings.historyMaxAgeDays,
+    logger: log.child({ module: 'store' }),
     maxGroups: settings.maxGroups,
     maxTerminalsPerGroup: settings.maxTerminalsPerGroup
   })

@@ -48,6 +48,10 @@ const settingsSchema = z.object({
   dataDir: z.string().min(1).nullable(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   historyLimit: z.number().int().min(1000).max(100000),
+  /** rounds that ended longer ago are trimmed (beyond each group's newest 1000); null keeps them */
+  historyMaxAgeDays: z.number().int().min(1).max(36500).nullable(),
+  /** the embedded store's commits: 'normal' survives kill -9, 'full' a power cut too (docs/storage.md) */
+  durability: z.enum(['normal', 'full']),
   maxGroups: z.number().int().min(1).max(1000000),
   maxTerminalsPerGroup: z.number().int().min(1).max(1000000),
   /** largest scheduler message (hb/ready/done/leave/ctl payload) accepted over MQTT */
@@ -101,6 +105,8 @@ export const DEFAULT_SETTINGS: Settings = {
   dataDir: 'data',
   logLevel: 'info',
   historyLimit: 1000,
+  historyMaxAgeDays: null,
+  durability: 'normal',
   maxGroups: 10000,
   maxTerminalsPerGroup: 100000,
   maxMessageBytes: 64 * 1024,
@@ -136,7 +142,8 @@ export const FLAGS: Record<string, FlagDef> = {
   'jwt-public-key': { key: 'jwtPublicKey', kind: 'nullableString', help: 'PEM public key (RSA: RS256, Ed25519: EdDSA) for JWTs; turns authentication on' },
   insecure: { key: 'insecure', kind: 'bool', help: 'allow a non-loopback listener without authentication (warns at every start)' },
   'topic-prefix': { key: 'topicPrefix', kind: 'string', help: 'first topic level(s) of every roundgate topic (default rg)' },
-  'data-dir': { key: 'dataDir', kind: 'nullableString', help: 'where the in-memory store keeps its state file (default ./data; "" for none)' },
+  'data-dir': { key: 'dataDir', kind: 'nullableString', help: 'directory of the embedded store\'s SQLite file roundgate.db (default ./data; "" keeps everything in memory)' },
+  durability: { key: 'durability', kind: 'string', help: 'embedded store commits: normal (survive kill -9; default) or full (survive a power cut too)' },
   'log-level': { key: 'logLevel', kind: 'string', help: 'fatal, error, warn, info (default), debug, trace, silent' },
   'sys-interval': { key: 'sysIntervalS', kind: 'int', help: 'seconds between $SYS/roundgate/... publications (default 10; 0 turns them off)' },
   'stop-grace-ms': { key: 'stopGraceMs', kind: 'int', help: 'on SIGTERM, wait this long for executing rounds to end (default 30000; one process only)' }

@@ -239,7 +239,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   if (settings.sysIntervalS > 0) {
     counted.publishNow().catch((err: unknown) => log.warn({ err }, '$SYS topics not published at start'))
   }
-  log.info({ host: settings.host, ...ports, store: settings.redis !== null ? 'redis' : 'embedded', auth: auth !== null, autoCreateGroups: autoCreate }, 'roundgate ready')
+  log.info({ host: settings.host, ...ports, store: settings.redis !== null ? 'redis' : settings.dataDir !== null ? 'sqlite' : 'memory', auth: auth !== null, autoCreateGroups: autoCreate }, 'roundgate ready')
   return { settings, broker, engine, door, metrics, sys: counted, gateway, ports, auth, mqttAuth, connections, offlineQueue, reload, close, stop }
 }
 

@@ -26,7 +26,7 @@ export function busSuite (t: Test, name: string, make: BusFactory): void {
 
     buses[0].publish(release)
     buses[1].publish({ type: 'kicked', group: 'g', clientId: 'a' })
-    buses[1].publish({ type: 'deleted', group: 'g' })
+    buses[1].publish({ type: 'deleted', group: 'g', round: 7 })
     await waitFor(() => got[2].length >= 3 && got[0].length >= 2 && got[1].length >= 1, 3000, 'every event delivered')
     await sleep(100) // room for a wrong echo or a repeat to show
     t.strictSame(got[0].map((e) => e.type), ['kicked', 'deleted'], 'bus 0 hears bus 1, not itself')

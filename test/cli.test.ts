@@ -3,11 +3,12 @@
 // refuses bad flags with status 2, and keeps its rounds across a restart with the same data dir.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import { connect, freePort, Inbox, within } from './helpers/broker.js'
 
@@ -238,21 +239,34 @@ void t.test('with the HTTP gateway on: ready means GET /readyz answers 200; SIGT
   t.equal(await stop(p, 'exit'), 0)
 })
 
-void t.test('a state file it cannot read stops the start with status 1 and one clear line on stderr', async (t) => {
+void t.test('a damaged or hand-edited database stops the start with status 1 and one clear line on stderr', async (t) => {
   const dir = await dataDir(t)
   const port = await freePort()
   const args = ['start', '--mqtt-port', String(port), '--http-port', '0', '--ws-port', '0', '--data-dir', dir]
   const first = run(t, args)
   await first.ready()
   t.equal(await stop(first, 'exit'), 0)
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.json'))
-  t.equal(files.length, 1, 'one state file was written')
-  await writeFile(join(dir, files[0]), '{ not json')
+  t.ok((await readdir(dir)).includes('roundgate.db'), 'everything is in one SQLite file')
+  const path = join(dir, 'roundgate.db')
+  const refused = async (what: string, pattern: RegExp): Promise<void> => {
+    const p = run(t, args)
+    const { code } = await within(p.exited, 15000, `exit with ${what}`)
+    t.equal(code, 1, what)
+    t.match(p.stderr(), pattern, p.stderr())
+    t.equal(p.stderr().trim().split('\n').length, 1, 'one line, no stack trace')
+    t.ok(p.lines().some((l) => l.level === 60 && l.msg === 'cannot start'), 'a fatal JSON log line too')
+  }
 
-  const p = run(t, args)
-  const { code } = await within(p.exited, 15000, 'exit with a corrupt state file')
-  t.equal(code, 1)
-  t.match(p.stderr(), /^roundgate: cannot start: .*state file/, p.stderr())
-  t.equal(p.stderr().trim().split('\n').length, 1, 'one line, no stack trace')
-  t.ok(p.lines().some((l) => l.level === 60 && l.msg === 'cannot start'), 'a fatal JSON log line too')
+  // hand-edited: a valid database whose group configuration says "5" where a number belongs
+  const db = new Database(path)
+  db.prepare("INSERT INTO configs (name, config) VALUES ('g', '{\"need\": \"5\"}')").run()
+  db.prepare("INSERT INTO groups VALUES ('g', 'WAITING', 5, NULL, NULL, 0, 0, 0, NULL, 0)").run()
+  db.close()
+  await refused('a hand-edited row', /^roundgate: cannot start: table configs, row "g": config: invalid group config: need: Expected number, received string/)
+
+  // damaged: the file's header overwritten
+  const fd = await open(path, 'r+')
+  await fd.write(Buffer.from('definitely not the SQLite format 3 header'), 0, undefined, 0)
+  await fd.close()
+  await refused('a damaged file', /^roundgate: cannot start: the database .*roundgate.db is damaged/)
 })

@@ -159,6 +159,24 @@ void t.test('kick ends the poll; deleting the group ends its polls', async (t) =
   t.equal(g.gateway.waiters(), 0)
 })
 
+void t.test('leave answers the terminal\'s own pending poll 204 at once, and it stays offline', async (t) => {
+  const g = await gw(t)
+  await call(g.base, 'PUT', '/v1/groups/l', { need: 5, offlineAfterMs: 60000 })
+  await post(g.base, '/v1/groups/l/ready', { clientId: 'a' })
+  const pa = poll(g, 'l', 'a', '&wait=20')
+  t.ok(await until(() => g.gateway.waiters() === 1))
+  const t0 = Date.now()
+  const left = await post(g.base, '/v1/groups/l/leave', { clientId: 'a' })
+  t.equal(left.status, 200)
+  const a = await pa
+  t.ok(Date.now() - t0 < 2000, 'at once, not after wait')
+  t.same([a.status, a.headers.get('x-round')], [204, '0'], 'the poll ends without a release')
+  t.equal(g.gateway.waiters(), 0)
+  await sleep(300) // several sweeps: nothing holds the terminal online again
+  const s = (await get(g.base, '/v1/groups/l')).json.state
+  t.same([s.online, s.ready], [0, 0], 'the leave stands')
+})
+
 void t.test('bad polls are 400; unknown groups 404; nothing stays pending', async (t) => {
   const g = await gw(t, { autoCreateGroups: false, groups: { g: {} } })
   const cases: Array<[string, RegExp]> = [

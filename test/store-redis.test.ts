@@ -98,8 +98,11 @@ void t.test('redis: every group key carries the group hash tag', async (t) => {
   const keys = await s.redis.keys(`${p}:*`)
   t.ok(keys.length > 5)
   for (const k of keys) t.ok(k === `${p}:groups` || k.startsWith(`${p}:{grp.1}:`), k)
-  t.equal(await s.deleteGroup('grp.1'), true)
-  t.strictSame(await s.redis.keys(`${p}:*`), [], 'deleteGroup leaves nothing behind')
+  t.equal(await s.deleteGroup('grp.1'), 1)
+  t.strictSame(await s.redis.keys(`${p}:*`), [`${p}:{grp.1}:tomb`], 'deleteGroup leaves only the tombstone behind')
+  t.equal(await s.redis.get(`${p}:{grp.1}:tomb`), '1', 'holding the last round')
+  await s.ensureGroup('grp.1', cfg())
+  t.equal(await s.redis.exists(`${p}:{grp.1}:tomb`), 0, 'created again: the round lives in the group again')
 })
 
 void t.test('redis: maxGroups refuses auto-created groups beyond the limit', async (t) => {
@@ -110,6 +113,45 @@ void t.test('redis: maxGroups refuses auto-created groups beyond the limit', asy
   await t.rejects(s.heartbeat('c', 'x', {}, { createWith: cfg() }), { code: 'unavailable' })
   t.strictSame((await s.listGroups()).sort(), ['a', 'b'])
   t.equal(await s.getGroup('c'), null)
+})
+
+void t.test('redis: maxGroups is checked inside the create script: concurrent creates never exceed it', async (t) => {
+  const all = await stores(3, prefix(), { maxGroups: 3 })
+  t.teardown(async () => { for (const s of all) await s.close() })
+  const names = Array.from({ length: 12 }, (_, i) => `c${i}`)
+  const res = await Promise.allSettled(names.map(async (g, i) => await all[i % 3].heartbeat(g, 'x', {}, { createWith: cfg() })))
+  const ok = names.filter((_, i) => res[i].status === 'fulfilled')
+  t.equal(ok.length, 3, 'exactly maxGroups creates succeed, however many processes race')
+  for (const r of res) if (r.status === 'rejected') t.match(r.reason, { code: 'unavailable' })
+  t.strictSame((await all[0].listGroups()).sort(), ok.sort(), 'and every created group is registered, nothing else')
+  for (const g of ok) t.not(await all[1].getGroup(g), null)
+  await all[2].deleteGroup(ok[0])
+  await all[1].heartbeat('late', 'x', {}, { createWith: cfg() })
+  t.ok((await all[0].listGroups()).includes('late'), 'a deletion frees a place at once')
+})
+
+void t.test('redis: the create script registers the group in the same step (no window to lose it)', async (t) => {
+  const p = prefix()
+  const [s] = await stores(1, p)
+  t.teardown(async () => await s.close())
+  // the script alone, as if the process died the moment it returned
+  const cfgArgs = ['1', '0', '0.9', '10000', '30000', '600000', '0', '', '1000', 'fifo', 'null', '0']
+  await s.redis.eval(OP_SOURCES.heartbeat, s.keys('solo').length, ...s.keys('solo'), 'solo', '100', '1000', '10', ...cfgArgs, 'x', '', '', '')
+  t.strictSame(await s.listGroups(), ['solo'], 'listed: swept, shown and counted like any group')
+  t.equal((await s.getGroup('solo'))?.state.online, 1)
+})
+
+void t.test('redis: every answer carries the Redis clock', async (t) => {
+  const [s] = await stores(1, prefix())
+  t.teardown(async () => await s.close())
+  const time = async (): Promise<number> => {
+    const [sec, usec] = await s.redis.time()
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
+  }
+  const before = await time()
+  const res = await s.putGroup('g', cfg())
+  const after = await time()
+  t.ok(res.now >= before && res.now <= after, 'now lies between two Redis TIME readings')
 })
 
 void t.test('redis: round time comes from the Redis clock', async (t) => {

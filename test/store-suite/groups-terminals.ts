@@ -1,5 +1,5 @@
 // The store suite: groups, terminals, liveness and limits.
-import { cfg, observe, sleep, until, type SuiteContext } from './helpers.js'
+import { cfg, observe, releases, sleep, until, type SuiteContext } from './helpers.js'
 
 export function groupAndTerminalTests ({ test }: SuiteContext): void {
   // --- groups ---------------------------------------------------------------------------------
@@ -35,13 +35,45 @@ export function groupAndTerminalTests ({ test }: SuiteContext): void {
     t.equal(put.state.online, 1, 'putGroup keeps the terminals')
     t.strictSame((await store.getGroup('g'))?.config, cfg({ need: 5, completeOn: 'all', selection: 'load', dropTolerance: 0.25, minOnlineRatio: 0.7 }))
 
-    t.equal(await store.deleteGroup('g'), true)
-    t.equal(await store.deleteGroup('g'), false)
+    t.equal(await store.deleteGroup('g'), 0, 'answers the last round')
+    t.equal(await store.deleteGroup('g'), null)
     t.equal(await store.getGroup('g'), null)
     t.strictSame(await store.listGroups(), ['h'])
     await t.rejects(store.heartbeat('g', 'a', {}), { code: 'unknown_group' }, 'a deleted group is gone')
     const again = await store.putGroup('g', cfg())
     t.equal(again.state.online, 0, 'a re-created group starts empty')
+  })
+
+  test('a group deleted and created again goes on from its last round', async (t, store) => {
+    await store.putGroup('g', cfg({ need: 1, resetMs: 0 }))
+    for (let i = 1; i <= 3; i++) {
+      await store.ready('g', 'a', {})
+      await store.done('g', 'a', { round: i })
+    }
+    await store.ready('g', 'a', {}) // round 4 executing
+    t.equal(await store.deleteGroup('g'), 4, 'the last round, even mid-round')
+    const again = await store.heartbeat('g', 'a', {}, { createWith: cfg({ need: 1, resetMs: 0 }) })
+    t.equal(again.state.round, 4, 'created again at round 4, not 0')
+    t.strictSame(await store.rounds('g', { limit: 10 }), [], 'with no history')
+    const rel = releases(await store.ready('g', 'a', {}))
+    t.equal(rel[0]?.round, 5, 'the next release is round 5: no number is handed out twice')
+    t.equal(await store.deleteGroup('g'), 5)
+    await store.putGroup('g', cfg({ need: 1 }))
+    t.equal((await store.getGroup('g'))?.state.round, 5, 'again, by putGroup')
+    t.equal(await store.deleteGroup('other'), null, 'an unknown group: null')
+    await store.ensureGroup('other', cfg())
+    t.equal((await store.getGroup('other'))?.state.round, 0, 'another name starts at 0')
+  })
+
+  test('every transition answers with the store clock it ran at', async (t, store) => {
+    const a = await store.putGroup('g', cfg({ need: 1, resetMs: 500 }))
+    t.type(a.now, 'number')
+    t.ok(Math.abs(a.now - Date.now()) < 60000, 'an epoch millisecond reading')
+    const r = await store.ready('g', 'x', {})
+    t.ok(r.now >= a.now, 'not going backwards')
+    t.equal(releases(r)[0]?.releasedAt, r.now, 'the release happened at that instant')
+    const d = await store.done('g', 'x', { round: 1 })
+    t.equal(d.timing.wakeAt, d.now + 500, 'timing is on the same clock')
   })
 
   test('unknown groups: refused without createWith, created with it', async (t, store) => {

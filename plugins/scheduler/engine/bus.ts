@@ -8,8 +8,12 @@
 // RedisBus, over Redis pub/sub, for the cluster. Neither hands a publisher its own events back.
 import type { StoreEvent } from './types.js'
 
-/** What a transition caused (a release, a round's end, a kick), or a group deleted. */
-export type BusEvent = StoreEvent | { type: 'deleted', group: string }
+/**
+ * What a transition caused (a release, a round's end, a kick, a terminal that left), or a group
+ * deleted, with its last round: a release of that round or before, arriving late from another
+ * process, is stale.
+ */
+export type BusEvent = StoreEvent | { type: 'deleted', group: string, round: number }
 
 export type BusHandler = (event: BusEvent) => void
 

@@ -65,11 +65,11 @@ export class EngineCore extends EventEmitter<EngineEvents> {
   protected readonly phases = new Map<string, Phase>()
   protected readonly holds = new Map<string, Map<string, number>>()
   private readonly clock: GroupClock
-  /** the last round this process saw of each group */
-  private readonly lastRound = new Map<string, number>()
   /** the last round of each group deleted while this process ran: older releases are stale */
   private readonly deletedAt = new Map<string, number>()
   private readonly ticking = new Set<string>()
+  /** groups whose pending long-polls could not be held (logged once until it works again) */
+  private readonly holdFailing = new Set<string>()
   private closed = false
   /** quiesce(): no new rounds from this process (it is stopping) */
   private quiescing = false
@@ -188,7 +188,6 @@ export class EngineCore extends EventEmitter<EngineEvents> {
     const before = this.phases.get(s.group)
     const phaseChanged = before !== s.phase
     this.phases.set(s.group, s.phase)
-    this.lastRound.set(s.group, s.round)
     if (res.changed || phaseChanged) this.notify('changed', s, phaseChanged)
     this.clock.wake(s.group, res.timing.wakeAt)
     return res
@@ -218,7 +217,6 @@ export class EngineCore extends EventEmitter<EngineEvents> {
         if ((cur !== undefined && cur.round >= ev.release.round) || (gone !== undefined && ev.release.round <= gone)) return
         const rel = new ActiveRelease(ev.release, () => this.now())
         this.active.set(rel.group, rel)
-        this.lastRound.set(rel.group, Math.max(rel.round, this.lastRound.get(rel.group) ?? 0))
         this.log.info({ group: rel.group, round: rel.round, attempt: rel.record.attempt, job: rel.record.job, participants: rel.size }, 'round released')
         this.notify('release', rel)
         break
@@ -242,11 +240,12 @@ export class EngineCore extends EventEmitter<EngineEvents> {
         this.notify('left', ev.group, ev.clientId)
         break
       case 'deleted':
-        this.deletedAt.set(ev.group, Math.max(this.lastRound.get(ev.group) ?? 0, this.active.get(ev.group)?.round ?? 0, this.deletedAt.get(ev.group) ?? 0))
-        this.active.delete(ev.group)
+        this.deletedAt.set(ev.group, Math.max(ev.round, this.deletedAt.get(ev.group) ?? 0))
+        // a deletion arriving after the group was created again and released must not end that round
+        if ((this.active.get(ev.group)?.round ?? 0) <= ev.round) this.active.delete(ev.group)
         this.phases.delete(ev.group)
-        this.lastRound.delete(ev.group)
         this.holds.delete(ev.group)
+        this.holdFailing.delete(ev.group)
         this.budgets.forget(ev.group)
         this.clock.forget(ev.group)
         this.notify('deleted', ev.group)
@@ -265,9 +264,12 @@ export class EngineCore extends EventEmitter<EngineEvents> {
         // a hold refused (a full group) must not stop the group's clocks: eviction, timeouts, RESET
         try {
           this.apply(await this.store.hold(group, [...held.keys()]))
+          if (this.holdFailing.delete(group)) this.log.info({ group }, 'pending long-polls are held again')
         } catch (err) {
           if (!(err instanceof RgError) || err.code === 'unknown_group') throw err
-          this.log.warn({ group, code: err.code, err: err.message }, 'pending long-polls could not be held this tick')
+          // logged once, not once a sweep, until a hold works again
+          if (!this.holdFailing.has(group)) this.log.warn({ group, code: err.code, err: err.message }, 'pending long-polls cannot be held; the group is swept anyway')
+          this.holdFailing.add(group)
         }
       }
       this.apply(await this.store.tick(group))

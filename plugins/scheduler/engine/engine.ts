@@ -3,6 +3,7 @@
 // to the core (core.ts), which turns it into events. It knows nothing of MQTT or HTTP.
 import { randomUUID } from 'node:crypto'
 import { RgError } from '../../errors.js'
+import type { BusEvent } from './bus.js'
 import { EngineCore } from './core.js'
 import { mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
 import type { ActiveRelease } from './release.js'
@@ -118,9 +119,12 @@ export class Engine extends EngineCore {
 
   async deleteGroup (group: string): Promise<void> {
     this.checkQuiet(group, 'deleting a group')
-    if (!await this.store.deleteGroup(checkGroupName(group))) throw new RgError('unknown_group', `no group named ${group}`)
-    this.onEvent({ type: 'deleted', group }, true)
-    this.bus.publish({ type: 'deleted', group })
+    // the store answers the group's last round: every process then knows which releases are stale
+    const round = await this.store.deleteGroup(checkGroupName(group))
+    if (round === null) throw new RgError('unknown_group', `no group named ${group}`)
+    const ev: BusEvent = { type: 'deleted', group, round }
+    this.onEvent(ev, true)
+    this.bus.publish(ev)
   }
 
   async getGroup (group: string): Promise<{ config: GroupConfig, state: GroupState }> {

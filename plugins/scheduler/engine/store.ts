@@ -58,8 +58,12 @@ export interface Store {
   putGroup (group: string, config: GroupConfig): Promise<OpResult>
   /** Create a group only if it does not exist yet (declared groups at start-up). */
   ensureGroup (group: string, config: GroupConfig): Promise<OpResult>
-  /** Remove a group and everything it holds; false when there was none. */
-  deleteGroup (group: string): Promise<boolean>
+  /**
+   * Remove a group and everything it holds but its last round number, which a group created again
+   * under the same name goes on from (round numbers are never reused). Answers that last round,
+   * or null when there was no such group.
+   */
+  deleteGroup (group: string): Promise<number | null>
 
   // --- terminals (PROTOCOL section 3) -------------------------------------------------------
   heartbeat (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult>

@@ -20,10 +20,15 @@
 // 13 res   hash: participant -> "1" or "0" (ok) followed by its result as raw JSON, if any
 // 14 drop  zset: dropped participant -> order of its drop
 // 15 hist  zset: round summary JSON scored by round
-// ARGV: 1 group, 2 maxTerminals, 3 historyLimit, 4 create ('' no, '1' yes, '2' refused: too many
-// groups), 5..16 the configuration to create with, 17.. the operation's own arguments.
+// 16 tomb  string: the last round of this group when it was deleted (a re-created group goes on
+//          from there: round numbers are never reused); removed when the group is created again
+// 17 <prefix>:groups  set: every group's name (the one key outside the group's slot: scripts that
+//          create a group add it here and check maxGroups against it in the same step)
+// ARGV: 1 group, 2 maxTerminals, 3 historyLimit, 4 create ('' no, else maxGroups: create the group
+// when it does not exist and fewer than that many exist), 5..16 the configuration to create with,
+// 17.. the operation's own arguments.
 export const LUA_CORE = String.raw`
-local KG, KC, KSEEN, KROLE, KLOAD, KMETA, KLAST, KRS, KRB, KPARTS, KPL, KDONE, KRES, KDROP, KHIST = unpack(KEYS)
+local KG, KC, KSEEN, KROLE, KLOAD, KMETA, KLAST, KRS, KRB, KPARTS, KPL, KDONE, KRES, KDROP, KHIST, KTOMB, KREG = unpack(KEYS)
 local NAME = ARGV[1]
 local MAXT = tonumber(ARGV[2])
 local HLIM = tonumber(ARGV[3])
@@ -83,9 +88,13 @@ local function open (canCreate)
     return
   end
   if not canCreate or ARGV[4] == '' then fail('unknown_group', 'no group named ' .. NAME) end
-  if ARGV[4] == '2' then fail('unavailable', 'the broker already holds its maximum number of groups') end
+  if redis.call('SCARD', KREG) >= tonumber(ARGV[4]) and redis.call('SISMEMBER', KREG, NAME) == 0 then
+    fail('unavailable', 'the broker already holds its maximum number of groups (' .. ARGV[4] .. ')')
+  end
   created = true
-  S = { phase = 'WAITING', round = 0, updatedAt = now, seq = 0, os = 0, ob = 0, np = 0, nb = 0, settled = 0, bossDone = 0 }
+  -- a group deleted before goes on from its last round: a round number is never handed out twice
+  local last = tonumber(redis.call('GET', KTOMB) or '0')
+  S = { phase = 'WAITING', round = last, updatedAt = now, seq = 0, os = 0, ob = 0, np = 0, nb = 0, settled = 0, bossDone = 0 }
   parseCfg({ ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[16] })
 end
 
@@ -290,7 +299,7 @@ local function reply (changed, dup, rs, rb, nd, ndrop)
   local out = { S.phase, num(S.round), C.paused and 1 or 0, num(C.need), num(C.bossNeed), num(S.os), num(S.ob),
     rs, rb, num(S.np), nd, ndrop,
     onum(S.releasedAt), num(S.updatedAt), resetUntil, deadline, changed and 1 or 0, num(C.heartbeatMs),
-    dup and 1 or 0, created and 1 or 0 }
+    dup and 1 or 0, created and 1 or 0, num(now) }
   for _, e in ipairs(events) do out[#out + 1] = e end
   return out
 end
@@ -302,6 +311,8 @@ local function save ()
     for i, f in ipairs(CFGF) do c[#c + 1] = f; c[#c + 1] = vals[i] end
     c[#c + 1] = 'payload'; c[#c + 1] = ARGV[15]
     redis.call('HSET', KC, unpack(c))
+    redis.call('SADD', KREG, NAME)
+    redis.call('DEL', KTOMB)
   end
   local vals = { S.phase, num(S.round), onum(S.releasedAt), onum(S.resetUntil), onum(S.deadline), num(S.updatedAt),
     num(S.seq), num(S.os), num(S.ob), num(S.np), num(S.nb), num(S.settled), num(S.bossDone) }

@@ -16,13 +16,17 @@ redis.call('HSET', KC, unpack(c))
 parseCfg(vals)
 `
 
-/** leave and kick: the terminal goes offline now (a kick also emits its event, before any release). */
+/**
+ * leave and kick: the terminal goes offline now. A kick emits its event (K), a leave its own (L:
+ * every process ends that terminal's pending long-poll), before any release.
+ */
 function offline (kicked: boolean): string {
   return `
 open(false)
 local before = fingerprint()
 goOffline(ARGV[A + 1])
-${kicked ? "events[#events + 1] = 'K' .. ARGV[A + 1]\n" : ''}return finish(before, false)
+events[#events + 1] = '${kicked ? 'K' : 'L'}' .. ARGV[A + 1]
+return finish(before, false)
 `
 }
 
@@ -162,9 +166,20 @@ export const OP_SOURCES: Record<OpName, string> = Object.fromEntries(
   Object.entries(BODIES).map(([name, body]) => [name, `${LUA_CORE}\n-- op: ${name}\n${body}`])
 ) as Record<OpName, string>
 
-/** deleteGroup: every key of the group at once (no prelude: nothing to check). */
+/**
+ * deleteGroup: every key of the group at once, and its name out of the registry, in one step.
+ * The group's last round stays behind in its tombstone key (KEYS[16]), so a group created again
+ * under the same name goes on from there. ARGV: 1 group. Returns the last round, or false when
+ * there was no such group.
+ */
 export const DELETE_SOURCE = `
-local existed = redis.call('EXISTS', KEYS[1])
-redis.call('DEL', unpack(KEYS))
-return existed
+local KTOMB, KREG = KEYS[16], KEYS[17]
+redis.call('SREM', KREG, ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0')
+local before = tonumber(redis.call('GET', KTOMB) or '0')
+if before > round then round = before end
+for i = 1, 15 do redis.call('DEL', KEYS[i]) end
+redis.call('SET', KTOMB, string.format('%.17g', round))
+return round
 `

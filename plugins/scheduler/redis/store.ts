@@ -4,8 +4,9 @@
 // It passes the same abstract suite as the memory store (test/store-suite/).
 //
 // Keys: `<prefix>:{<group>}:<part>` for a group's state (the hash tag keeps a group in one Redis
-// Cluster slot), and `<prefix>:groups`, the set of group names, kept beside the scripts (it is the
-// only key outside a group's slot). docs/cluster.md describes every key.
+// Cluster slot), and `<prefix>:groups`, the set of group names, which the scripts that create or
+// delete a group change in the same step (it is the only key outside a group's slot, so it pins
+// the registry to the Redis that holds the groups). docs/cluster.md describes every key.
 import { Redis } from 'ioredis'
 import { quit, reconnect } from './link.js'
 import { RgError } from '../../errors.js'
@@ -31,7 +32,7 @@ export interface RedisStoreOptions {
   onError?: (err: Error) => void
 }
 
-const PARTS = ['g', 'cfg', 'seen', 'role', 'load', 'meta', 'last', 'rs', 'rb', 'parts', 'plist', 'done', 'res', 'drop', 'hist'] as const
+const PARTS = ['g', 'cfg', 'seen', 'role', 'load', 'meta', 'last', 'rs', 'rb', 'parts', 'plist', 'done', 'res', 'drop', 'hist', 'tomb'] as const
 
 const SCRIPTS = Object.fromEntries(
   Object.entries(OP_SOURCES).map(([name, src]) => [name, new LuaScript(src)])
@@ -87,6 +88,7 @@ function parseEvent (group: string, e: string): StoreEvent {
   switch (e[0]) {
     case 'R': return { type: 'released', release: withReleaseDefaults(JSON.parse(body) as ReleaseRecord) }
     case 'E': return { type: 'ended', summary: withSummaryDefaults(JSON.parse(body) as RoundSummary) }
+    case 'L': return { type: 'left', group, clientId: body }
     default: return { type: 'kicked', group, clientId: body }
   }
 }
@@ -110,10 +112,8 @@ function withSummaryDefaults (s: RoundSummary): RoundSummary {
   }
 }
 
-interface Parsed { result: OpResult, created: boolean }
-
 /** The reply of lua-core.ts `reply()`. */
-function parseReply (group: string, raw: unknown): Parsed {
+function parseReply (group: string, raw: unknown): OpResult {
   const a = raw as Array<string | number>
   const state: GroupState = {
     group,
@@ -142,13 +142,13 @@ function parseReply (group: string, raw: unknown): Parsed {
   const result: OpResult = {
     state,
     timing: { wakeAt: resetUntil ?? deadline },
-    now: Date.now(),
     changed: Number(a[16]) === 1,
-    events: a.slice(20).map((e) => parseEvent(group, String(e))),
-    heartbeatMs: Number(a[17])
+    events: a.slice(21).map((e) => parseEvent(group, String(e))),
+    heartbeatMs: Number(a[17]),
+    now: Number(a[20])
   }
   if (Number(a[18]) === 1) result.duplicate = true
-  return { result, created: Number(a[19]) === 1 }
+  return result
 }
 
 export class RedisStore implements Store {
@@ -157,8 +157,6 @@ export class RedisStore implements Store {
   private readonly historyLimit: number
   private readonly maxTerminals: number
   private readonly maxGroups: number
-  /** groups this process has seen exist (saves the group-count check on auto-create) */
-  private readonly known = new Set<string>()
   private closed = false
 
   constructor (opts: RedisStoreOptions) {
@@ -216,7 +214,7 @@ export class RedisStore implements Store {
   async getGroup (group: string): Promise<GroupSnapshot | null> {
     const raw = await this.run('snapshot', group, []) as [unknown, string[], string] | null
     if (raw === null) return null
-    const { result } = parseReply(group, raw[0])
+    const result = parseReply(group, raw[0])
     return {
       config: decodeConfig(raw[1]),
       state: result.state,
@@ -226,28 +224,17 @@ export class RedisStore implements Store {
   }
 
   async putGroup (group: string, config: GroupConfig): Promise<OpResult> {
-    const res = await this.op('put', group, config, [])
-    await this.register(group)
-    return res
+    return await this.op('put', group, config, [])
   }
 
   async ensureGroup (group: string, config: GroupConfig): Promise<OpResult> {
-    const res = await this.op('ensure', group, config, [])
-    await this.register(group)
-    return res
+    return await this.op('ensure', group, config, [])
   }
 
-  async deleteGroup (group: string): Promise<boolean> {
-    try {
-      // Unregister first: a crash in between leaves a group that ensure/put re-register, never
-      // a registered name without a group that a concurrent auto-create could lose.
-      await this.redis.srem(this.registry(), group)
-      const existed = await runScript(this.redis, DELETE, this.keys(group), [])
-      this.known.delete(group)
-      return Number(existed) === 1
-    } catch (err) {
-      throw scriptError(err)
-    }
+  async deleteGroup (group: string): Promise<number | null> {
+    if (this.closed) throw new RgError('unavailable', 'the store is closed')
+    const last = await runScript(this.redis, DELETE, this.keys(group), [group])
+    return last === null ? null : Number(last)
   }
 
   // --- terminals ----------------------------------------------------------------------------
@@ -351,18 +338,9 @@ export class RedisStore implements Store {
     return `${this.prefix}:groups`
   }
 
-  /** Every key of a group, in the order lua-core.ts names them. */
+  /** Every key of a group, in the order lua-core.ts names them, then the registry. */
   keys (group: string): string[] {
-    return PARTS.map((p) => `${this.prefix}:{${group}}:${p}`)
-  }
-
-  private async register (group: string): Promise<void> {
-    try {
-      await this.redis.sadd(this.registry(), group)
-    } catch (err) {
-      throw scriptError(err)
-    }
-    this.known.add(group)
+    return [...PARTS.map((p) => `${this.prefix}:{${group}}:${p}`), this.registry()]
   }
 
   private async run (name: OpName, group: string, args: string[], create: string = '', cfg: string[] = NO_CFG, maxTerminals?: number): Promise<unknown> {
@@ -372,24 +350,11 @@ export class RedisStore implements Store {
     return await runScript(this.redis, SCRIPTS[name], this.keys(group), argv)
   }
 
-  /** One transition: the script, then (when it created the group) its registration. */
+  /** One transition: one script (which, when it creates the group, also registers it). */
   private async op (name: OpName, group: string, createWith: GroupConfig | undefined, args: string[], maxTerminals?: number): Promise<OpResult> {
-    let create = ''
-    if (createWith !== undefined) {
-      create = '1'
-      if (!this.known.has(group)) {
-        try {
-          if (await this.redis.scard(this.registry()) >= this.maxGroups) create = '2'
-        } catch (err) {
-          throw scriptError(err)
-        }
-      }
-    }
+    const create = createWith === undefined ? '' : String(this.maxGroups)
     const raw = await this.run(name, group, args, create, createWith === undefined ? NO_CFG : encodeConfig(createWith), maxTerminals)
-    const { result, created } = parseReply(group, raw)
-    if (created) await this.register(group)
-    else this.known.add(group)
-    return result
+    return parseReply(group, raw)
   }
 }
 
