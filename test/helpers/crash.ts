@@ -52,7 +52,8 @@ export class RoundgateProcess {
     this.ports ??= { mqtt: await freePort(), http: await freePort() }
     this.base = `http://127.0.0.1:${this.ports.http}`
     const proc = spawn(process.execPath, ['bin/roundgate.js', 'start', '--host', '127.0.0.1', '--mqtt-port', String(this.ports.mqtt),
-      '--http-port', String(this.ports.http), '--ws-port', '0', '--log-level', 'info', ...this.args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      // a clean stop here is "stop now": the round in progress must come back after the restart
+      '--http-port', String(this.ports.http), '--ws-port', '0', '--log-level', 'info', '--stop-grace-ms', '0', ...this.args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     this.proc = proc
     let ready = false
     const keep = (d: Buffer): void => {
