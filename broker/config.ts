@@ -3,9 +3,26 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
+import { ALERT_EVENTS } from '../plugins/alerts/index.js'
 import { GROUP_NAME, parsePartialConfig } from '../plugins/scheduler/index.js'
 
 const port = z.number().int().min(0).max(65535)
+
+/** One webhook of the `alerts` setting (PROTOCOL section 9). */
+const alertSchema = z.object({
+  url: z.string().max(2048).refine((u) => {
+    try {
+      const p = new URL(u).protocol
+      return p === 'http:' || p === 'https:'
+    } catch {
+      return false
+    }
+  }, 'must be an http:// or https:// URL'),
+  events: z.array(z.enum(ALERT_EVENTS, { errorMap: () => ({ message: `must be one of ${ALERT_EVENTS.join(', ')}` }) }))
+    .min(1, `must name at least one event of ${ALERT_EVENTS.join(', ')}`),
+  groups: z.string().regex(/^[A-Za-z0-9_.*?-]{1,64}$/, 'must be a group name glob (A-Z a-z 0-9 _ . - with * and ?)').optional(),
+  secret: z.string().min(1, 'must not be empty (leave it out to send unsigned)').max(1024).optional()
+}).strict()
 
 const settingsSchema = z.object({
   host: z.string().min(1),
@@ -29,6 +46,10 @@ const settingsSchema = z.object({
   /** largest MQTT packet of any kind; a bigger one closes the connection */
   maxPacketBytes: z.number().int().min(1024).max(256 * 1024 * 1024),
   sweepMs: z.number().int().min(50).max(1000),
+  /** jobs one group may queue (PROTOCOL section 10); more are refused `unavailable` */
+  maxQueuedJobs: z.number().int().min(1).max(1000000),
+  /** webhooks (PROTOCOL section 9) */
+  alerts: z.array(alertSchema).max(100),
   groupDefaults: z.record(z.unknown()),
   groups: z.record(z.record(z.unknown()))
 }).strict()
@@ -54,6 +75,8 @@ export const DEFAULT_SETTINGS: Settings = {
   maxMessageBytes: 64 * 1024,
   maxPacketBytes: 1024 * 1024,
   sweepMs: 500,
+  maxQueuedJobs: 10000,
+  alerts: [],
   groupDefaults: {},
   groups: {}
 }
@@ -197,9 +220,10 @@ export function loadSettings (argv: string[], env: NodeJS.ProcessEnv = process.e
   for (const { source, values: layer, names } of layers) {
     const res = settingsSchema.partial().safeParse(layer)
     if (!res.success) {
+      const where = (path: Array<string | number>): string => [names[String(path[0])] ?? path[0], ...path.slice(1)].join('.')
       const msg = res.error.issues.map((i) => i.code === 'unrecognized_keys'
-        ? `unknown setting(s) ${i.keys.join(', ')}`
-        : `${[names[String(i.path[0])] ?? i.path[0], ...i.path.slice(1)].join('.')}: ${i.message}`).join('; ')
+        ? (i.path.length === 0 ? `unknown setting(s) ${i.keys.join(', ')}` : `${where(i.path)}: unknown key(s) ${i.keys.join(', ')}`)
+        : `${where(i.path)}: ${i.message}`).join('; ')
       throw new ConfigError(`${source}: ${msg}`)
     }
     checkGroupConfigs(source, res.data)

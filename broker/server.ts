@@ -9,6 +9,7 @@ import { createServer as createTlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import websocketStream from 'websocket-stream'
 import { startGateway, type Gateway } from '../gateway/index.js'
+import { installAlerts, type Alerts } from '../plugins/alerts/index.js'
 import { createMetrics, type Metrics } from '../plugins/metrics/index.js'
 import {
   type Bus, Engine, installSchedulerDoor, LocalBus, MemoryStore, type MqttDoor, type Store, Topics
@@ -26,6 +27,7 @@ export interface RunningServer {
   engine: Engine
   door: MqttDoor
   metrics: Metrics
+  alerts: Alerts
   gateway: Gateway | null
   ports: Ports
   close: () => Promise<void>
@@ -51,7 +53,8 @@ async function backendFor (settings: Settings, log: Logger): Promise<Backend> {
     dataDir: settings.dataDir,
     historyLimit: settings.historyLimit,
     maxGroups: settings.maxGroups,
-    maxTerminalsPerGroup: settings.maxTerminalsPerGroup
+    maxTerminalsPerGroup: settings.maxTerminalsPerGroup,
+    maxQueuedJobs: settings.maxQueuedJobs
   })
   return { store, bus: new LocalBus(), aedes: {}, available: () => true, close: async () => {} }
 }
@@ -116,6 +119,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   })
   await door.publishAllStates()
   const metrics = createMetrics({ engine, broker })
+  const alerts = installAlerts({ engine, rules: settings.alerts, logger: log.child({ module: 'alerts' }), observer: metrics })
 
   const handle = (stream: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => { broker.handle(stream, req) }
   const servers: Array<NetServer | HttpServer> = []
@@ -147,6 +151,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   } catch (err) {
     for (const s of servers) s.close()
     await gateway?.close()
+    await alerts.close()
     metrics.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     await engine.stop()
@@ -163,6 +168,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
       door.drain()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       await Promise.all(stopped)
+      await alerts.close()
       metrics.close()
       await engine.stop()
       await backend.close()
@@ -171,5 +177,5 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   }
 
   log.info({ host, ...ports, store: settings.redis !== null ? 'redis' : 'memory' }, 'roundgate ready')
-  return { settings, broker, engine, door, metrics, gateway, ports, close }
+  return { settings, broker, engine, door, metrics, alerts, gateway, ports, close }
 }
