@@ -127,14 +127,17 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   const host = settings.host
   let gateway: Gateway | null = null
   try {
+    // TCP_NODELAY: the broker often writes two small packets in a row to one client (a ctl/result
+    // or an error, then the PUBACK of what caused it); with Nagle the second waits for the
+    // client's delayed ACK, ~40 ms per exchange
     if (settings.mqttPort !== 0) {
-      const s = createNetServer(handle)
+      const s = createNetServer({ noDelay: true }, handle)
       servers.push(s)
       ports.mqtt = await listen(s, settings.mqttPort, host)
     }
     const tlsPort = tlsPortOf(settings)
     if (tlsPort !== 0 && settings.tlsCert !== null && settings.tlsKey !== null) {
-      const s = createTlsServer(readTlsFiles(settings.tlsCert, settings.tlsKey), handle)
+      const s = createTlsServer({ ...readTlsFiles(settings.tlsCert, settings.tlsKey), noDelay: true }, handle)
       servers.push(s)
       ports.tls = await listen(s, tlsPort, host)
     }
