@@ -112,3 +112,19 @@ void t.test('without a retry policy a failed round is alerted, but nothing is re
   await sleep(300)
   t.strictSame(rx.hits.map((h) => h.json.event), ['timeout'], 'exhausted only when there were retries to exhaust')
 })
+
+void t.test('a scheduled group retries after the backoff, not at its next tick', async (t) => {
+  const f = await fleet(t, { need: 1, schedule: '0 0 9 * * *', startDelayMs: 100, execTimeoutMs: 200, resetMs: 0, retry: { max: 1, backoffMs: 300 } })
+  const a = await f.term('a')
+  await a.ready()
+  t.match((await f.ctl({ op: 'release' })).json, { ok: true }, 'the daily group released now by ctl')
+  const r1 = (await a.release()).json
+  t.equal(r1.attempt, 1)
+  await f.waitPhase('WAITING')
+  await a.ready()
+  const r2 = (await a.inbox.next((m) => m.topic === 'rg/g/release' && m.json.round === 2, 3000)).json
+  t.equal(r2.attempt, 2, 'attempt 2 within seconds, not tomorrow at 09:00')
+  t.equal(r2.startAt, r2.releasedAt + 100, 'starting startDelayMs after its release')
+  t.ok(r2.releasedAt - r1.startAt >= 200 + 300, 'after the timeout and the backoff')
+  await a.done(2)
+})
