@@ -38,7 +38,8 @@ export async function backendFor (settings: Settings, log: Logger): Promise<Back
     historyMaxAgeDays: settings.historyMaxAgeDays,
     logger: log.child({ module: 'store' }),
     maxGroups: settings.maxGroups,
-    maxTerminalsPerGroup: settings.maxTerminalsPerGroup
+    maxTerminalsPerGroup: settings.maxTerminalsPerGroup,
+    maxQueuedJobs: settings.maxQueuedJobs
   })
   return { store, bus: new LocalBus(), aedes: { persistence: memoryPersistence() }, available: () => true, close: async () => { /* nothing shared to let go */ } }
 }

@@ -3,10 +3,27 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
+import { ALERT_EVENTS } from '../plugins/alerts/index.js'
 import { GROUP_NAME, parsePartialConfig } from '../plugins/scheduler/index.js'
 import { aclSchema, checkRuleTopic } from '../plugins/auth/index.js'
 
 const port = z.number().int().min(0).max(65535)
+
+/** One webhook of the `alerts` setting (PROTOCOL section 9). */
+const alertSchema = z.object({
+  url: z.string().max(2048).refine((u) => {
+    try {
+      const p = new URL(u).protocol
+      return p === 'http:' || p === 'https:'
+    } catch {
+      return false
+    }
+  }, 'must be an http:// or https:// URL'),
+  events: z.array(z.enum(ALERT_EVENTS, { errorMap: () => ({ message: `must be one of ${ALERT_EVENTS.join(', ')}` }) }))
+    .min(1, `must name at least one event of ${ALERT_EVENTS.join(', ')}`),
+  groups: z.string().regex(/^[A-Za-z0-9_.*?-]{1,64}$/, 'must be a group name glob (A-Z a-z 0-9 _ . - with * and ?)').optional(),
+  secret: z.string().min(1, 'must not be empty (leave it out to send unsigned)').max(1024).optional()
+}).strict()
 
 const settingsSchema = z.object({
   host: z.string().min(1),
@@ -63,6 +80,10 @@ const settingsSchema = z.object({
   sysIntervalS: z.number().int().min(0).max(86400),
   /** on SIGTERM, how long one process waits for executing rounds to end (not in cluster mode) */
   stopGraceMs: z.number().int().min(0).max(3600000),
+  /** jobs one group may queue (PROTOCOL section 10); more are refused `unavailable` */
+  maxQueuedJobs: z.number().int().min(1).max(1000000),
+  /** webhooks (PROTOCOL section 9) */
+  alerts: z.array(alertSchema).max(100),
   groupDefaults: z.record(z.unknown()),
   groups: z.record(z.record(z.unknown()))
 }).strict()
@@ -114,6 +135,8 @@ export const DEFAULT_SETTINGS: Settings = {
   sweepMs: 500,
   sysIntervalS: 10,
   stopGraceMs: 30000,
+  maxQueuedJobs: 10000,
+  alerts: [],
   groupDefaults: {},
   groups: {}
 }
@@ -205,10 +228,11 @@ function layerProblems (layer: Layer): { data: Partial<Settings>, problems: stri
   const problems: string[] = []
   const res = settingsSchema.partial().safeParse(values)
   if (!res.success) {
+    const where = (path: Array<string | number>): string => [names[String(path[0])] ?? path[0], ...path.slice(1)].join('.')
     for (const i of res.error.issues) {
       problems.push(i.code === 'unrecognized_keys'
-        ? `${source}: unknown setting(s) ${i.keys.join(', ')}`
-        : `${source}: ${[names[String(i.path[0])] ?? i.path[0], ...i.path.slice(1)].join('.')}: ${i.message}`)
+        ? (i.path.length === 0 ? `${source}: unknown setting(s) ${i.keys.join(', ')}` : `${source}: ${where(i.path)}: unknown key(s) ${i.keys.join(', ')}`)
+        : `${source}: ${where(i.path)}: ${i.message}`)
     }
   }
   // Group configurations (PROTOCOL section 2) are checked here, so errors name the file; also

@@ -92,7 +92,10 @@ export async function openMqttListeners (o: ListenerOptions): Promise<MqttListen
   }
   try {
     if (settings.mqttPort !== 0) {
-      const s = createNetServer(handleSocket)
+      // TCP_NODELAY: the broker often writes two small packets in a row to one client (a ctl/result
+      // or an error, then the PUBACK of what caused it); with Nagle the second waits for the
+      // client's delayed ACK, ~40 ms per exchange
+      const s = createNetServer({ noDelay: true }, handleSocket)
       servers.push(s)
       ports.mqtt = await listen(s, settings.mqttPort, host)
     }
@@ -100,7 +103,7 @@ export async function openMqttListeners (o: ListenerOptions): Promise<MqttListen
     const wssPort = wssPortOf(settings)
     const material = settings.tlsCert !== null && settings.tlsKey !== null ? readTlsFiles(settings.tlsCert, settings.tlsKey) : null
     if (tlsPort !== 0 && material !== null) {
-      const s = createTlsServer(material, handleSocket)
+      const s = createTlsServer({ ...material, noDelay: true }, handleSocket)
       servers.push(s)
       secure.push(s)
       ports.tls = await listen(s, tlsPort, host)

@@ -6,6 +6,7 @@
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
 import { startGateway, type Gateway } from '../gateway/index.js'
+import { installAlerts, type Alerts } from '../plugins/alerts/index.js'
 import { Acl, installMqttAuth, type AuthService, type MqttAuth } from '../plugins/auth/index.js'
 import { isRgError } from '../plugins/errors.js'
 import { clientById } from '../plugins/internals.js'
@@ -31,6 +32,7 @@ export interface RunningServer {
   engine: Engine
   door: MqttDoor
   metrics: Metrics
+  alerts: Alerts
   sys: Sys
   gateway: Gateway | null
   ports: Ports
@@ -140,6 +142,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     logger: log.child({ module: 'sys' }),
     node: settings.redis !== null ? broker.id : null
   })
+  const alerts = installAlerts({ engine, rules: settings.alerts, logger: log.child({ module: 'alerts' }), observer: metrics })
   const idle = autoCreate && settings.idleGroupMs > 0
     ? new IdleGroupSweeper({ engine, idleMs: settings.idleGroupMs, declared: new Set(Object.keys(settings.groups)), logger: log.child({ module: 'groups' }) })
     : null
@@ -181,6 +184,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     const closing = listeners?.close()
     idle?.close()
     await gateway?.close()
+    await alerts.close()
     sys.close()
     metrics.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
@@ -216,6 +220,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
       counted.close()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       await stopped
+      await alerts.close()
       metrics.close()
       await engine.stop()
       await backend.close()
@@ -240,7 +245,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     counted.publishNow().catch((err: unknown) => log.warn({ err }, '$SYS topics not published at start'))
   }
   log.info({ host: settings.host, ...ports, store: settings.redis !== null ? 'redis' : settings.dataDir !== null ? 'sqlite' : 'memory', auth: auth !== null, autoCreateGroups: autoCreate }, 'roundgate ready')
-  return { settings, broker, engine, door, metrics, sys: counted, gateway, ports, auth, mqttAuth, connections, offlineQueue, reload, close, stop }
+  return { settings, broker, engine, door, metrics, alerts, sys: counted, gateway, ports, auth, mqttAuth, connections, offlineQueue, reload, close, stop }
 }
 
 /** Resolves true once no group of this process is EXECUTING, false after `ms`. */

@@ -7,47 +7,7 @@ import { createMetrics } from '../plugins/metrics/index.js'
 import { Engine, MemoryStore } from '../plugins/scheduler/index.js'
 import { freePort, send, startBroker, terminal } from './helpers/broker.js'
 import { call, get, post, startTestGateway, until } from './helpers/http.js'
-
-interface Sample { name: string, labels: Record<string, string>, value: number }
-
-const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*'
-const LABEL = `[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`
-const SAMPLE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL})(?:,${LABEL})*)?,?\\})? (\\S+)(?: (-?\\d+))?$`)
-const VALUE = /^(?:[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|[+-]Inf|NaN)$/
-
-/** A strict reader of the text format: throws on any line that is not a comment or a sample. */
-function parseProm (text: string): { samples: Sample[], types: Map<string, string> } {
-  const samples: Sample[] = []
-  const types = new Map<string, string>()
-  const lines = text.split('\n')
-  if (lines.at(-1) === '') lines.pop()
-  for (const [i, line] of lines.entries()) {
-    if (line === '') continue
-    if (line.startsWith('#')) {
-      const m = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line)
-      if (m === null) throw new Error(`line ${i + 1}: bad comment: ${line}`)
-      if (!new RegExp(`^${NAME}$`).test(m[2])) throw new Error(`line ${i + 1}: bad metric name ${m[2]}`)
-      if (m[1] === 'TYPE') {
-        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(m[3])) throw new Error(`line ${i + 1}: bad type ${m[3]}`)
-        types.set(m[2], m[3])
-      }
-      continue
-    }
-    const m = SAMPLE.exec(line)
-    if (m === null) throw new Error(`line ${i + 1}: not "name{labels} value": ${line}`)
-    if (!VALUE.test(m[3])) throw new Error(`line ${i + 1}: bad value ${m[3]}`)
-    const labels: Record<string, string> = {}
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2]
-    const base = m[1].replace(/_(bucket|sum|count|total|created)$/, '')
-    if (!types.has(m[1]) && !types.has(base)) throw new Error(`line ${i + 1}: ${m[1]} has no TYPE`)
-    samples.push({ name: m[1], labels, value: Number(m[3].replace('Inf', 'Infinity')) })
-  }
-  return { samples, types }
-}
-
-function find (samples: Sample[], name: string, labels: Record<string, string> = {}): Sample | undefined {
-  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-}
+import { find, parseProm } from './helpers/prom.js'
 
 void t.test('the parser itself refuses what is not Prometheus text', async (t) => {
   t.throws(() => parseProm('# TYPE a gauge\na 1 2 3\n'))
@@ -156,4 +116,71 @@ void t.test('the whole server: the MQTT door reports its fan-outs and refusals t
   t.equal(find(s, 'roundgate_release_fanout_seconds_count', { door: 'mqtt' })?.value, 1, 'one MQTT fan-out')
   t.equal(find(s, 'roundgate_refused_total', { code: 'stale_round', door: 'mqtt' })?.value, 1)
   t.match((await get(base, '/v1/groups/q/fanout')).json, [{ round: 1, door: 'mqtt', delivered: 1 }])
+})
+
+void t.test('timeline histograms: round duration from startAt and each done report, per group', async (t) => {
+  const g = await startTestGateway()
+  t.teardown(g.close)
+  await call(g.base, 'PUT', '/v1/groups/tl', { need: 2, resetMs: 0, startDelayMs: 150, execTimeoutMs: 600 })
+  await post(g.base, '/v1/groups/tl/ready', { clientId: 'a' })
+  await post(g.base, '/v1/groups/tl/ready', { clientId: 'b' })
+  await post(g.base, '/v1/groups/tl/done', { clientId: 'a', round: 1 }) // before startAt: counted as 0
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  await post(g.base, '/v1/groups/tl/done', { clientId: 'b', round: 1 })
+  await post(g.base, '/v1/groups/tl/ready', { clientId: 'a' })
+  await post(g.base, '/v1/groups/tl/ready', { clientId: 'b' })
+  await post(g.base, '/v1/groups/tl/done', { clientId: 'b', round: 2 })
+  t.ok(await until(() => g.engine.releaseOf('tl') === null, 3000), 'round 2 times out (a never reports)')
+  const [r2, r1] = (await get(g.base, '/v1/groups/tl/rounds')).json
+  t.match([r1.outcome, r2.outcome], ['completed', 'timeout'])
+  t.ok(r1.doneMs.a < 0, `a reported ${r1.doneMs.a} ms before startAt`)
+
+  const s = parseProm((await get(g.base, '/metrics')).text)
+  t.equal(s.types.get('roundgate_round_duration_seconds'), 'histogram')
+  t.equal(s.types.get('roundgate_release_to_done_seconds'), 'histogram')
+  const dur = (n: string, l: Record<string, string> = {}): number | undefined => find(s.samples, `roundgate_round_duration_seconds${n}`, { group: 'tl', ...l })?.value
+  const del = (n: string, l: Record<string, string> = {}): number | undefined => find(s.samples, `roundgate_release_to_done_seconds${n}`, { group: 'tl', ...l })?.value
+  t.equal(dur('_count'), 2, 'two rounds ended')
+  t.ok(Math.abs((dur('_sum') ?? 0) - ((r1.endedAt - r1.startAt) + (r2.endedAt - r2.startAt)) / 1000) < 1e-9, 'the sum is endedAt − startAt of both')
+  t.equal(dur('_bucket', { le: '0.05' }), 0)
+  t.equal(dur('_bucket', { le: '1' }), 2, 'both well under a second (timeout 600 ms from startAt)')
+  t.equal(del('_count'), 3, 'three done reports: a and b in round 1, b in round 2')
+  t.ok(Math.abs((del('_sum') ?? 0) - (Math.max(0, r1.doneMs.b) + Math.max(0, r2.doneMs.b)) / 1000) < 1e-9, 'the sum of the delays from startAt (an early report: 0)')
+  t.equal(del('_bucket', { le: '0.01' }), 1 + (r2.doneMs.b <= 10 ? 1 : 0), 'a report before startAt counts as 0')
+  t.equal(del('_bucket', { le: '+Inf' }), 3)
+
+  await call(g.base, 'DELETE', '/v1/groups/tl')
+  const after = parseProm((await get(g.base, '/metrics')).text).samples
+  t.equal(find(after, 'roundgate_round_duration_seconds_count', { group: 'tl' }), undefined, 'a deleted group leaves the histograms')
+})
+
+void t.test('timeline histograms count only rounds this process ended (a cluster counts each once)', async (t) => {
+  const engine = new Engine({ store: new MemoryStore(), logger: pino({ level: 'silent' }), autoCreateGroups: true })
+  await engine.start()
+  t.teardown(async () => await engine.stop())
+  const m = createMetrics({ engine, defaultMetrics: false })
+  t.teardown(() => m.close())
+  const summary = {
+    group: 'x', round: 1, attempt: 1, job: null, outcome: 'completed' as const, releasedAt: 1000, startAt: 1500, endedAt: 4000,
+    participants: ['a', 'b'], done: ['a', 'b'], dropped: [], stragglers: [], results: {}, failed: [],
+    timing: { doneP50Ms: 100, doneP99Ms: 2500, lastDoneMs: 2500 }, doneMs: { a: 100, b: 2500 }
+  }
+  engine.emit('roundEnd', summary, false)
+  let s = parseProm((await m.render()).body).samples
+  t.equal(find(s, 'roundgate_round_duration_seconds_count', { group: 'x' }), undefined, 'ended elsewhere: not observed here')
+  engine.emit('roundEnd', summary, true)
+  s = parseProm((await m.render()).body).samples
+  t.equal(find(s, 'roundgate_round_duration_seconds_sum', { group: 'x' })?.value, 2.5)
+  t.equal(find(s, 'roundgate_round_duration_seconds_bucket', { group: 'x', le: '2.5' })?.value, 1)
+  t.equal(find(s, 'roundgate_round_duration_seconds_bucket', { group: 'x', le: '1' })?.value, 0)
+  t.equal(find(s, 'roundgate_release_to_done_seconds_sum', { group: 'x' })?.value, 2.6)
+  t.equal(find(s, 'roundgate_release_to_done_seconds_bucket', { group: 'x', le: '0.1' })?.value, 1)
+  t.equal(find(s, 'roundgate_release_to_done_seconds_bucket', { group: 'x', le: '2.5' })?.value, 2)
+  t.equal(find(s, 'roundgate_rounds_total', { group: 'x', outcome: 'completed' })?.value, 1)
+  for (const outcome of ['delivered', 'retried', 'failed', 'dropped']) {
+    t.equal(find(s, 'roundgate_alert_deliveries_total', { outcome })?.value, 0, `alert deliveries ${outcome} shown from the start`)
+  }
+  m.alertDelivery('retried')
+  s = parseProm((await m.render()).body).samples
+  t.equal(find(s, 'roundgate_alert_deliveries_total', { outcome: 'retried' })?.value, 1)
 })

@@ -15,15 +15,21 @@
 //   roundgate_release_fanout_seconds{door}           histogram time to hand a release to its participants
 //   roundgate_refused_total{code,door}               counter  messages refused, by error code
 //   roundgate_http_requests_total{route,method,status} counter
+//   roundgate_round_duration_seconds{group}          histogram a round's endedAt − startAt (0 when it ended before its start)
+//   roundgate_release_to_done_seconds{group}         histogram each participant's done report, from startAt (0 when earlier)
+//   roundgate_alert_deliveries_total{outcome}        counter  alert webhooks: delivered, retried, failed, dropped
 // plus prom-client's default process and Node.js metrics.
 //
 // Group gauges are read from the store at scrape time (listGroups), so they also show what other
-// brokers of a cluster did; counters and the histogram count what this process did.
+// brokers of a cluster did; counters and histograms count what this process did (a round's
+// timeline is observed by the process that ended it, so a cluster observes each round once).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { DoorName, DoorObserver, Engine, GroupState, Phase } from '../scheduler/index.js'
+import type { AlertObserver, AlertOutcome } from '../alerts/index.js'
+import type { DoorName, DoorObserver, Engine, GroupState, Phase, RoundSummary } from '../scheduler/index.js'
 import type { ErrorCode } from '../errors.js'
 
 const PHASES: readonly Phase[] = ['WAITING', 'EXECUTING', 'RESET']
+const ALERT_OUTCOMES: readonly AlertOutcome[] = ['delivered', 'retried', 'failed', 'dropped']
 
 export interface MetricsOptions {
   engine: Engine
@@ -45,7 +51,7 @@ export interface FanoutRecord {
 const FANOUTS_KEPT = 200
 
 /** The doors report refusals and fan-outs here (DoorObserver); the engine reports nothing. */
-export interface Metrics extends DoorObserver {
+export interface Metrics extends DoorObserver, AlertObserver {
   readonly registry: Registry
   /** The Prometheus text exposition, fresh group gauges included. */
   render (): Promise<{ contentType: string, body: string }>
@@ -103,12 +109,36 @@ export function createMetrics (opts: MetricsOptions): Metrics {
   const refused = new Counter({ name: 'roundgate_refused_total', help: 'messages refused, by error code and door', labelNames: ['code', 'door'], registers })
   const http = new Counter({ name: 'roundgate_http_requests_total', help: 'HTTP requests by route pattern, method and status', labelNames: ['route', 'method', 'status'], registers })
 
-  const onRoundEnd = (s: { group: string, outcome: string }, local: boolean): void => {
-    if (local) rounds.inc({ group: s.group, outcome: s.outcome })
+  const duration = new Histogram({
+    name: 'roundgate_round_duration_seconds',
+    help: 'rounds ended by this process: from startAt to the end, by group',
+    labelNames: ['group'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+    registers
+  })
+  const doneDelay = new Histogram({
+    name: 'roundgate_release_to_done_seconds',
+    help: 'each participant\'s done report from the round\'s startAt, in rounds ended by this process, by group',
+    labelNames: ['group'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers
+  })
+  const alerts = new Counter({ name: 'roundgate_alert_deliveries_total', help: 'alert webhook deliveries by outcome: delivered, retried (an attempt failed, another follows), failed (given up), dropped (queue full or shutdown)', labelNames: ['outcome'], registers })
+  for (const outcome of ALERT_OUTCOMES) alerts.inc({ outcome }, 0)
+
+  const onRoundEnd = (s: RoundSummary, local: boolean): void => {
+    if (!local) return
+    rounds.inc({ group: s.group, outcome: s.outcome })
+    duration.observe({ group: s.group }, Math.max(0, s.endedAt - s.startAt) / 1000)
+    for (const ms of Object.values(s.doneMs)) doneDelay.observe({ group: s.group }, Math.max(0, ms) / 1000)
   }
   engine.on('roundEnd', onRoundEnd)
   const recent = new Map<string, FanoutRecord[]>()
-  const forget = (group: string): void => { recent.delete(group) }
+  const forget = (group: string): void => {
+    recent.delete(group)
+    duration.remove({ group })
+    doneDelay.remove({ group })
+  }
   engine.on('deleted', forget)
 
   function setGroups (states: GroupState[]): void {
@@ -149,6 +179,9 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     },
     fanouts (group: string) {
       return [...(recent.get(group) ?? [])].reverse()
+    },
+    alertDelivery (outcome: AlertOutcome) {
+      alerts.inc({ outcome })
     },
     observeHttp (route, method, status) {
       http.inc({ route, method, status: String(status) })

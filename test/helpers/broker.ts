@@ -35,7 +35,13 @@ export async function connect (url: string, clientId: string, opts: IClientOptio
   const c = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts })
   return await new Promise((resolve, reject) => {
     const fail = (err: Error): void => { c.end(true); reject(err) }
-    c.once('connect', () => { c.off('error', fail); c.off('close', closed); resolve(c) })
+    c.once('connect', () => {
+      c.off('error', fail); c.off('close', closed)
+      // as real MQTT clients do: without it, a publish right after a PUBACK waits on Nagle for
+      // the broker's delayed ACK (~40 ms each), which made request/answer loops crawl
+      ;(c.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
+      resolve(c)
+    })
     c.once('error', fail)
     const closed = (): void => fail(new Error(`${clientId}: connection closed before CONNACK`))
     c.once('close', closed)

@@ -58,6 +58,22 @@ export function retryAndJobTests ({ test, ready }: SuiteContext): void {
     t.equal(next[0]?.attempt, 1, 'the chain is over: attempt 1 again')
   })
 
+  test('retry: in a scheduled group the retry does not wait for another tick', async (t, store) => {
+    await store.putGroup('g', cfg({ need: 1, schedule: '0 0 0 1 1 *', execTimeoutMs: 100, resetMs: 0, startDelayMs: 50, retry: { max: 1, backoffMs: 100 } }))
+    await store.ready('g', 'a', {})
+    t.equal(releases(await store.ctl('g', { op: 'release' })).length, 1, 'a once-a-year group released by ctl')
+    let end: OpResult | null = null
+    await until(async () => endings(end = await store.tick('g')).length > 0, 3000, 'it times out')
+    await store.ready('g', 'a', {})
+    let rel: OpResult | null = null
+    await until(async () => releases(rel = await store.tick('g')).length > 0, 3000, 'the retry is released within a year')
+    const r2 = releases(rel as unknown as OpResult)[0]
+    t.equal(r2.attempt, 2)
+    t.ok(r2.releasedAt >= endings(end as unknown as OpResult)[0].endedAt + 100, 'after its backoff')
+    t.equal(r2.startAt, r2.releasedAt + 50, 'starting startDelayMs after it is released')
+    t.equal((rel as unknown as OpResult).state.missed, 0, 'no tick involved')
+  })
+
   test('retry: the chain ends on completion, an operator abort, or a payload change', async (t, store) => {
     await store.putGroup('g', cfg({ need: 2, resetMs: 0, dropTolerance: 0, retry: { max: 5, backoffMs: 0 } }))
     await ready(store, 'g', ['a', 'b'])

@@ -59,6 +59,19 @@ export function scheduleAndTimelineTests ({ test, ready }: SuiteContext): void {
     t.ok(late[0].releasedAt % 1000 >= 150, 'released well after its tick')
   })
 
+  test('schedule: a tick first evaluated after its misfire window is missed, never fired late', async (t, store) => {
+    await atMillis(20, 300)
+    await store.putGroup('g', cfg({ need: 1, schedule: '* * * * * *', misfireMs: 100, resetMs: 0 }))
+    t.strictSame(releases(await store.ready('g', 'a', {})), [], 'between ticks: nothing yet')
+    await sleep(1000) // no transition at the next tick nor in its 100 ms window (the broker was down or busy)
+    await atMillis(300, 700)
+    const res = await store.tick('g')
+    t.strictSame(releases(res), [], 'the rule holds now, but the tick\'s window has passed: no late release')
+    t.ok(res.state.missed >= 1, 'it is missed')
+    t.match(missedOf(res)[0]?.missed.reason, /did not evaluate the tick/)
+    t.equal(res.state.nextTick, (missedOf(res).at(-1)?.missed.tick ?? 0) + 1000, 'the next tick is the coming one')
+  })
+
   test('schedule: ticks while paused are missed; ctl release still works', async (t, store) => {
     await store.putGroup('g', cfg({ need: 1, schedule: '* * * * * *', paused: true, resetMs: 0 }))
     await store.ready('g', 'a', {})

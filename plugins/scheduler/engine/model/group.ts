@@ -184,13 +184,16 @@ export class GroupModel {
     if (this.phase === 'RESET' && this.resetUntil !== null && now >= this.resetUntil) this.toWaiting()
   }
 
-  /** After every transition: scheduled ticks, then release at once if the rule now holds. */
+  /**
+   * After every transition: scheduled ticks, then release at once if the rule now holds. A retry
+   * in a scheduled group does not wait for another tick (a daily job would retry the next day):
+   * it reruns the tick's round once its backoff has passed and the rule holds.
+   */
   settle (now: number): void {
-    if (this.config.schedule === null) {
-      if (blocker(this, now) === null) this.freeze(now, now + this.config.startDelayMs)
-      return
-    }
-    settleTicks(this, now)
+    const scheduled = this.config.schedule !== null
+    if (scheduled && this.retry === null) { settleTicks(this, now); return }
+    if (blocker(this, now) === null) { this.freeze(now, now + this.config.startDelayMs); return }
+    if (scheduled) settleTicks(this, now)
   }
 
   // --- views ----------------------------------------------------------------------------------

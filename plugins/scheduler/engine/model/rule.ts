@@ -29,7 +29,8 @@ export function blocker (m: GroupModel, now: number): Blocker | null {
 }
 
 /** A blocker in words, with the numbers behind it (the `missed` alert's detail). */
-export function describe (m: GroupModel, b: Blocker): string {
+export function describe (m: GroupModel, b: Blocker | Lateness): string {
+  if (b === 'unseen' || b === 'late') return describeLate(m, b)
   const t = m.terminals
   const effNeed = Math.min(m.config.need, t.onlineSmall)
   switch (b) {
@@ -44,12 +45,23 @@ export function describe (m: GroupModel, b: Blocker): string {
   }
 }
 
+/** Why a tick was missed when the release rule holds (it was evaluated too late, or held too late). */
+type Lateness = 'unseen' | 'late'
+
+function describeLate (m: GroupModel, why: Lateness): string {
+  switch (why) {
+    case 'unseen': return `the broker did not evaluate the tick before its misfire window (${m.config.misfireMs} ms) passed: it was down or busy`
+    case 'late': return `the release rule came to hold only after the misfire window (${m.config.misfireMs} ms)`
+  }
+}
+
 /**
  * Scheduled groups (PROTOCOL section 3): tick T is due at T - startDelayMs and may release until
  * T + misfireMs - startDelayMs; its first evaluation at or after the due instant, if it runs
  * within TICK_GRACE_MS of it (the engine's timer does), is "the tick" (startAt = T); a later
  * release in the window starts startDelayMs after it is decided. A tick whose window passes
- * without a release is missed.
+ * without a release is missed, and so is one first evaluated after its window (the broker was
+ * down or busy), even if the rule holds by then: it is never fired late.
  */
 export function settleTicks (m: GroupModel, now: number): void {
   const { schedule, scheduleTz, startDelayMs, misfireMs } = m.config
@@ -58,18 +70,23 @@ export function settleTicks (m: GroupModel, now: number): void {
   for (let i = 0; i < TICKS_PER_TRANSITION; i++) {
     const tick = nextTick(schedule, scheduleTz, m.lastTick)
     if (tick === null || now < tick - startDelayMs) return
-    const atTick = m.evalTick < tick && now - (tick - startDelayMs) <= TICK_GRACE_MS
+    const first = m.evalTick < tick
+    const atTick = first && now - (tick - startDelayMs) <= TICK_GRACE_MS
     m.evalTick = Math.max(m.evalTick, tick)
+    // the tick may release at its due instant or later inside its misfire window; a tick found
+    // past its window (the broker was down, or busy) is missed even if the rule holds now
+    const inWindow = now < tick + misfireMs - startDelayMs
     const why = blocker(m, now)
-    if (why === null) {
+    if (why === null && (atTick || inWindow)) {
       m.lastTick = tick
       m.freeze(now, atTick ? tick : now + startDelayMs)
       return
     }
-    if (now < tick + misfireMs - startDelayMs) return // still inside the misfire window
+    if (inWindow) return // still inside the misfire window
     m.lastTick = tick
     m.missed++
-    if (reported++ < MISSED_EVENTS_PER_TRANSITION) m.events.push({ type: 'missed', group: m.name, missed: { tick, reason: describe(m, why) } })
+    const reason = why ?? (first ? 'unseen' : 'late')
+    if (reported++ < MISSED_EVENTS_PER_TRANSITION) m.events.push({ type: 'missed', group: m.name, missed: { tick, reason: describe(m, reason) } })
   }
 }
 
