@@ -2,7 +2,7 @@
 //   release       --n N [--door mqtt|http|mixed] [--store memory|sqlite] [--rounds R] [--skip-compare]
 //   startskew     [--n N] [--delays 0,20,50,100] [--rounds R]       (default sizes 1,000 and 10,000)
 //   cluster       [--n 10000] [--rounds R]
-//   heartbeat     [--clients 1000] [--seconds 10] [--store memory|sqlite]
+//   heartbeat     [--clients 1000] [--seconds 10] [--store memory|sqlite|redis]
 //   overhead      [--clients 20] [--seconds 5] [--bytes 64]
 //   fanout-peers  [--n 10000] [--bytes 64] [--qos 0|1] [--rounds R]
 //   memory        [--n 10000]
@@ -85,7 +85,8 @@ async function main (argv: string[]): Promise<number> {
   }
   const door = values.door === 'mix' ? 'mixed' : values.door
   if (door !== 'mqtt' && door !== 'http' && door !== 'mixed') throw new UsageError('--door must be mqtt, http or mixed')
-  if (values.store !== 'memory' && values.store !== 'sqlite') throw new UsageError('--store must be memory or sqlite')
+  if (values.store !== 'memory' && values.store !== 'sqlite' && values.store !== 'redis') throw new UsageError('--store must be memory, sqlite or redis (redis: heartbeat only)')
+  if (values.store === 'redis' && name !== 'heartbeat') throw new UsageError('--store redis is for the heartbeat scenario (the cluster scenario runs on Redis)')
   const delays = values.delays.split(',').map((d) => int(d.trim(), 0, 'delays (each)', 0, 60000))
   const o: Options = {
     // 15,000 terminals at most: the broker under test holds one descriptor each (20,000 open files

@@ -140,6 +140,8 @@ void t.test('the login form: a JWT is checked by the server, a viewer gets disab
   await page.click('#controls button[data-op="pause"]')
   await waitFor(async () => (await g.engine.getGroup('demo')).config.paused, 3000, 'the group to be paused')
   t.pass('an admin paused the group from the page')
+  // the engine pauses before the HTTP answer reaches the page: wait for the page to say so
+  await page.waitForSelector('#ctl-status:has-text("pause: ok")', { timeout: 5000 })
   t.match(await page.locator('#ctl-status').innerText(), /pause: ok/)
   await page.close()
 })

@@ -47,7 +47,7 @@ void t.test('1,000 jobs from several clients at once run one per round, by prior
   const seed = Number(process.env.JOBS_SEED ?? 1)
   t.comment(`seed ${seed} (JOBS_SEED=${seed} replays it)`)
   const random = rng(seed)
-  const { f, base } = await jobsFleet(t, { need: 1, resetMs: 0, jobsOnly: true, paused: true, execTimeoutMs: 30000 })
+  const { f, base } = await jobsFleet(t, { need: 1, resetMs: 0, jobsOnly: true, paused: true, execTimeoutMs: 30000 }, { rateClientPerS: 100000 }) // a burst of 1,000 submissions: over the default 50/s per client
   const watcher = await connect(f.broker.url, 'job-watcher')
   t.teardown(async () => { await watcher.endAsync(true) })
   const events = new Map<string, string[]>()

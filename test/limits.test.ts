@@ -145,6 +145,14 @@ void t.test('pending long-polls per clientId and per address, request rates', as
   const limited = await inbox.next((m) => m.json?.code === 'rate_limited')
   t.equal(limited.topic, 'rg/r2/error/mfast', 'MQTT beyond the rate: rate_limited on the error topic')
   t.ok(c.connected, 'and the client stays connected')
+  // an admin's ctl beyond the rate is answered where the admin waits for every ctl answer
+  const admin = await terminal(r.url, 'r3', 'mctl')
+  t.teardown(() => { admin.c.end(true) })
+  await admin.c.subscribeAsync('rg/r3/ctl/result/mctl', { qos: 1 })
+  await r.server.engine.heartbeat('r3', 'someone', {}) // the group exists
+  for (let i = 0; i < 12; i++) await send(admin.c, 'rg/r3/ctl', { op: i % 2 === 0 ? 'pause' : 'resume' })
+  const refused = await admin.inbox.next((m) => m.topic === 'rg/r3/ctl/result/mctl' && m.json?.error?.code === 'rate_limited')
+  t.equal(refused.json.ok, false, 'a ctl beyond the rate: ok false, rate_limited, on ctl/result')
 })
 
 void t.test('idle auto-created groups are removed; declared and configured ones stay', async (t) => {

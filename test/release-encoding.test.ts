@@ -38,7 +38,8 @@ void t.test('by position and by id give the same message, with role and shard', 
 })
 
 void t.test('a record whose bosses are not the tail still gets the right shards', async (t) => {
-  const rel = new ActiveRelease({ ...record, participants: ['b0', 's0', 'b1', 's1'], bosses: ['b0', 'b1'] })
+  // the fixed clock: both copies carry the same serverTime, however far apart they are written
+  const rel = new ActiveRelease({ ...record, participants: ['b0', 's0', 'b1', 's1'], bosses: ['b0', 'b1'] }, clock)
   t.same(JSON.parse(Buffer.concat(rel.partsAt(0)).toString()).shard, { index: 0, count: 2 })
   t.same(JSON.parse(Buffer.concat(rel.partsAt(3)).toString()), JSON.parse(rel.encode('s1') ?? 'null'))
   t.same(JSON.parse(rel.encode('s1') ?? 'null').shard, { index: 1, count: 2 })

@@ -2,9 +2,9 @@
 // shared store can show: several store instances (as in several processes) deciding together.
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { OP_SOURCES, RedisStore } from '../plugins/scheduler/index.js'
+import { OP_SOURCES, type OpResult, RedisStore, type ReleaseRecord } from '../plugins/scheduler/index.js'
 import { cfg, endings, releases, storeSuite } from './store-suite/index.js'
-import { sleep } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 import { startRedis } from './helpers/redis-server.js'
 
 const server = await startRedis()
@@ -17,7 +17,7 @@ storeSuite(t, 'redis', async (opts) => {
   const store = new RedisStore({ url: server.url, prefix: prefix(), ...opts })
   await store.open()
   return { store, cleanup: async () => await store.close() }
-}, { pending11: 'the Lua scripts do not implement PROTOCOL 1.1 rules yet' })
+})
 
 async function stores (count: number, p: string, extra: Partial<ConstructorParameters<typeof RedisStore>[0]> = {}): Promise<RedisStore[]> {
   const out: RedisStore[] = []
@@ -71,6 +71,144 @@ void t.test('redis: concurrent ticks from every process end RESET and release ex
     await sleep(5)
   }
   t.strictSame(evs, ['ended:1:timeout', 'released:2'], 'one timeout, one release, whoever ticked')
+})
+
+void t.test('redis: three stores racing on every scheduled tick release each tick once and miss each missed tick once', async (t) => {
+  const all = await stores(3, prefix())
+  t.teardown(async () => { for (const s of all) await s.close() })
+  // every second; a terminal ready for each tick; the three stores tick (and make ready) at once, again and again
+  await all[0].putGroup('g', cfg({ need: 1, schedule: '* * * * * *', startDelayMs: 100, resetMs: 0, execTimeoutMs: 60000 }))
+  // two of two never hold in h: each of its ticks is missed, by whichever store comes first
+  await all[1].putGroup('h', cfg({ need: 2, minOnlineRatio: 1, schedule: '* * * * * *', resetMs: 0 }))
+  await all[2].ready('h', 'lonely', {})
+  const rel: ReleaseRecord[] = []
+  const missed: number[] = []
+  const end = Date.now() + 3300
+  let k = 0
+  while (Date.now() < end) {
+    const res = await Promise.all([0, 1, 2, 0, 1, 2].map(async (i) => i % 2 === 0 ? await all[i].tick('g') : await all[i].ready('g', `t${k}`, {})))
+    res.push(...await Promise.all([0, 1, 2].map(async (i) => await all[i].tick('h'))))
+    for (const r of releases(res)) {
+      rel.push(r)
+      await all[rel.length % 3].done('g', r.participants[0], { round: r.round })
+    }
+    for (const r of res) for (const e of r.events) if (e.type === 'missed') missed.push(e.missed.tick)
+    k++
+    await sleep(5)
+  }
+  // the tick each release consumed: startAt is the tick itself, or a little after it when this
+  // busy machine ran the first evaluation later than the timer's grace (startAt = the decision + 100 ms)
+  const ticks = rel.map((r) => Math.floor(r.startAt / 1000) * 1000)
+  const onTick = rel.filter((r) => r.startAt % 1000 === 0).length
+  t.ok(rel.length >= 2, `${rel.length} ticks released in 3.3 s (${onTick} with startAt exactly on the tick)`)
+  t.strictSame(ticks, [...new Set(ticks)], 'no tick released twice')
+  t.strictSame(rel.map((r) => r.round), rel.map((_r, i) => i + 1), 'one round per tick, none lost')
+  for (let i = 1; i < ticks.length; i++) t.equal(ticks[i], ticks[i - 1] + 1000, 'and no tick skipped')
+  t.ok(missed.length >= 2, `${missed.length} ticks of h missed`)
+  t.strictSame(missed, [...new Set(missed)].sort((a, b) => a - b), 'each missed tick reported once, in order')
+  t.equal((await all[0].getGroup('h'))?.state.missed, missed.length, 'and counted once')
+})
+
+void t.test('redis: a process that knows nothing of a schedule still releases a due tick on it; a group far behind counts every missed tick', async (t) => {
+  const [a, b] = await stores(2, prefix())
+  t.teardown(async () => { await a.close(); await b.close() })
+  // created by a; b has never seen g, so its first script is given no ticks and follows up with them
+  await waitFor(() => { const ms = Date.now() % 1000; return ms >= 100 && ms <= 300 }, 3000, '100-300 ms past a second')
+  await a.putGroup('g', cfg({ need: 1, schedule: '* * * * * *', startDelayMs: 500, resetMs: 0, execTimeoutMs: 60000 }))
+  t.strictSame(releases(await a.ready('g', 'x', {})), [], 'not due yet')
+  await waitFor(() => Date.now() % 1000 >= 505, 3000, 'the due instant')
+  const res = await b.tick('g')
+  const rel = releases(res)
+  t.equal(rel.length, 1, 'released by the process that knew nothing of it')
+  const tick = Math.ceil(res.now / 1000) * 1000 // the coming second: its due instant (500 ms before it) has passed
+  t.ok(rel[0] !== undefined && rel[0].startAt >= tick, `released for the coming tick (startAt ${(rel[0]?.startAt ?? 0) - tick} ms after it)`)
+  t.equal(res.state.nextTick, tick + 1000, 'that tick consumed: the next one is a second later')
+
+  // h misses every tick (nobody is ready); as if no process had run a transition for 150 s, its
+  // last tick is moved back where Redis keeps it
+  await a.putGroup('h', cfg({ need: 1, schedule: '* * * * * *', resetMs: 0 }))
+  const g = a.keys('h')[0]
+  const last = Number(await a.redis.hget(g, 'lastTick'))
+  await a.redis.hset(g, 'lastTick', String(last - 150000), 'evalTick', String(last - 150000))
+  const behind = await a.tick('h')
+  const expected = Math.floor(behind.now / 1000) - Math.floor((last - 150000) / 1000)
+  t.equal(behind.state.missed, expected, `every tick since counted: ${expected}`)
+  t.equal(behind.events.filter((e) => e.type === 'missed').length, 10, 'at most 10 missed events in one transition')
+  t.ok(behind.state.nextTick !== null && behind.state.nextTick > behind.now, 'the next tick is ahead')
+  t.strictSame((await b.tick('h')).events.filter((e) => e.type === 'missed'), [], 'and none of them again from the other process')
+})
+
+void t.test('redis: three stores submitting the same job ids at once create each job once', async (t) => {
+  const all = await stores(3, prefix())
+  t.teardown(async () => { for (const s of all) await s.close() })
+  await all[0].putGroup('g', cfg({ need: 1, paused: true }))
+  const ids = Array.from({ length: 40 }, (_, i) => `job-${i}`)
+  // every id from every store, three times, with the payload's keys in either order
+  const calls = ids.flatMap((id, i) => [0, 1, 2, 0, 1, 2].map((k) => ({ id, k, payload: k % 2 === 0 ? { n: i, tag: 'x' } : { tag: 'x', n: i } })))
+  const res = await Promise.all(calls.map(async (c) => await all[c.k].ctl('g', { op: 'submit', job: { id: c.id, payload: c.payload } })))
+  for (const id of ids) {
+    const mine = res.filter((r) => r.job?.id === id)
+    t.equal(mine.filter((r) => r.created === true).length, 1, `${id}: created once of ${mine.length} submits`)
+    t.equal(new Set(mine.map((r) => r.job?.submittedAt)).size, 1, `${id}: every submit answers the same job`)
+  }
+  t.equal((await all[1].getGroup('g'))?.state.queued, ids.length, 'queued once each')
+  t.equal((await all[2].jobs('g', { limit: 1000 })).length, ids.length)
+  const dup = await Promise.allSettled([0, 1, 2].map(async (k) => await all[k].ctl('g', { op: 'submit', job: { id: 'job-0', payload: { n: -1 } } })))
+  t.ok(dup.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'duplicate'), 'another payload under a taken id: duplicate, from every store')
+})
+
+void t.test('redis: 300 jobs released by three stores in a ready storm run once each, by priority then age', async (t) => {
+  const all = await stores(3, prefix())
+  t.teardown(async () => { for (const s of all) await s.close() })
+  await all[0].putGroup('g', cfg({ need: 1, resetMs: 0, jobsOnly: true }))
+  const jobs = Array.from({ length: 300 }, (_, i) => ({ id: `j${i}`, payload: { i }, priority: (i * 7) % 5 }))
+  // submitted from the three stores at once: their queue order is the order Redis took them in
+  const subs = await Promise.all(jobs.map(async (j, i) => await all[i % 3].ctl('g', { op: 'submit', job: j })))
+  t.equal(subs.filter((r) => r.created === true).length, 300)
+  const submitted = (await all[0].jobs('g', { limit: 1000 })).reverse() // oldest first
+  const expected = [...submitted].sort((a, b) => b.priority - a.priority).map((j) => j.id) // stable: oldest first within a priority
+  const terminals = Array.from({ length: 30 }, (_, i) => `w${i}`)
+  const rel: ReleaseRecord[] = []
+  const note = (res: OpResult[]): void => { rel.push(...releases(res)) }
+  note(await Promise.all(terminals.map(async (id, i) => await all[i % 3].ready('g', id, {}))))
+  const end = Date.now() + 60000
+  let done = 0
+  while (done < rel.length && Date.now() < end) {
+    // the executing round's participant reports from one store while the previous ones declare ready again on the others
+    const r = rel[done++]
+    const again = rel.slice(Math.max(0, done - 3), done - 1).map((x) => x.participants[0])
+    note(await Promise.all([
+      all[r.round % 3].done('g', r.participants[0], { round: r.round, result: r.job }),
+      ...again.map(async (id, i) => await all[(r.round + i + 1) % 3].ready('g', id, {}))
+    ]))
+  }
+  t.equal(rel.length, 300, 'one release per job, none more')
+  t.strictSame(rel.map((r) => r.round), rel.map((_r, i) => i + 1), 'rounds 1..300')
+  t.strictSame(rel.map((r) => r.job), expected, 'highest priority first, then the oldest')
+  t.ok(rel.every((r) => (r.payload as { i: number }).i === Number(r.job?.slice(1))), 'each release carries its job\'s payload')
+  const finished = await all[2].jobs('g', { limit: 1000, state: 'completed' })
+  t.equal(finished.length, 300, 'every job completed')
+  t.ok(finished.every((j) => j.rounds.length === 1 && j.attempts === 1), 'each ran once')
+  t.equal((await all[1].getGroup('g'))?.state.queued, 0)
+})
+
+void t.test('redis: finished jobs are kept with the round history (historyLimit) and trimmed oldest first, record and all', async (t) => {
+  const p = prefix()
+  const [s] = await stores(1, p)
+  t.teardown(async () => await s.close())
+  await s.putGroup('g', cfg({ need: 1, paused: true }))
+  const n = 1003
+  for (let i = 0; i < n; i++) await s.ctl('g', { op: 'submit', job: { id: `j${i}`, payload: { i } } })
+  for (let i = 0; i < n; i++) await s.ctl('g', { op: 'cancel', id: `j${i}` })
+  t.equal(await s.job('g', 'j2'), null, 'the three that finished first are gone')
+  t.match(await s.job('g', 'j3'), { id: 'j3', state: 'cancelled', payload: { i: 3 } }, 'the next one is kept')
+  const kept = await s.jobs('g', { limit: 1000, state: 'cancelled' })
+  t.equal(kept.length, 1000)
+  t.equal(kept[0].id, `j${n - 1}`, 'newest first')
+  const jobs = s.keys('g')[16]
+  t.equal(await s.redis.hlen(jobs), 2000, 'a record and a payload for each of the 1000 kept, nothing of the others')
+  await t.rejects(s.ctl('g', { op: 'submit', job: { id: 'j3', payload: { i: 4 } } }), { code: 'duplicate' }, 'a kept id is still taken')
+  t.equal((await s.ctl('g', { op: 'submit', job: { id: 'j0', payload: { i: 0 } } })).created, true, 'a trimmed id is free again')
 })
 
 void t.test('redis: NOSCRIPT fallback after SCRIPT FLUSH', async (t) => {
@@ -135,8 +273,9 @@ void t.test('redis: the create script registers the group in the same step (no w
   const [s] = await stores(1, p)
   t.teardown(async () => await s.close())
   // the script alone, as if the process died the moment it returned
-  const cfgArgs = ['1', '0', '0.9', '10000', '30000', '600000', '0', '', '1000', 'fifo', 'null', '0']
-  await s.redis.eval(OP_SOURCES.heartbeat, s.keys('solo').length, ...s.keys('solo'), 'solo', '100', '1000', '10', ...cfgArgs, 'x', '', '', '')
+  // group, maxTerminals, historyLimit, maxGroups (create), maxQueuedJobs, no ticks, the configuration and its payload
+  const config = JSON.stringify(['1', '0', '0.9', '10000', '30000', '600000', '0', '', '1000', 'fifo', '0', '0', '', 'UTC', '0', '0', '0', '1000', 'null'])
+  await s.redis.eval(OP_SOURCES.heartbeat, s.keys('solo').length, ...s.keys('solo'), 'solo', '100', '1000', '10', '100', '', config, 'x', '', '', '')
   t.strictSame(await s.listGroups(), ['solo'], 'listed: swept, shown and counted like any group')
   t.equal((await s.getGroup('solo'))?.state.online, 1)
 })

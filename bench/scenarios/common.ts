@@ -12,7 +12,7 @@ export interface Options {
   /** --n was given (else a scenario may use its own sizes) */
   nGiven: boolean
   door: 'mqtt' | 'http' | 'mixed'
-  store: 'memory' | 'sqlite'
+  store: 'memory' | 'sqlite' | 'redis'
   rounds: number
   gens: number
   seconds: number
@@ -40,21 +40,22 @@ export async function connectMqtt (fleet: Fleet, port: number, all: string[], su
  * The stores a run measures: memory always; with `--store sqlite` also the data-directory store,
  * so "SQLite within 1.2x of memory" is one command printing both.
  */
-export function storesOf (o: Options): Array<'memory' | 'sqlite'> {
-  return o.store === 'sqlite' ? ['memory', 'sqlite'] : ['memory']
+export function storesOf (o: Options): Array<'memory' | 'sqlite' | 'redis'> {
+  return o.store === 'memory' ? ['memory'] : ['memory', o.store]
 }
 
 /** --data-dir for a broker: "" (memory) or a fresh temp dir of its own (every broker starts empty). */
-export function dataDirFor (store: 'memory' | 'sqlite'): string {
-  return store === 'memory' ? '' : tempDir()
+export function dataDirFor (store: 'memory' | 'sqlite' | 'redis'): string {
+  return store === 'sqlite' ? tempDir() : ''
 }
 
 /**
  * What a data directory turned out to hold after a run: 'sqlite' when the broker wrote a SQLite
  * database there, else a label saying the build has another embedded store (today's JSON snapshot).
  */
-export function storeLabel (store: 'memory' | 'sqlite', dataDir: string): string {
+export function storeLabel (store: 'memory' | 'sqlite' | 'redis', dataDir: string): string {
   if (store === 'memory') return 'memory store (--data-dir "")'
+  if (store === 'redis') return 'redis store (--redis, one process)'
   const files = readdirSync(dataDir).filter((f) => !f.endsWith('.tmp'))
   return files.some((f) => /\.(db|sqlite3?)$/.test(f))
     ? 'SQLite store (--data-dir <temp dir>)'

@@ -21,7 +21,7 @@ const GROUP = 'bench'
 interface Config { name: string, mqtt: number, http: number }
 interface Measured { config: Config, store: string, label: string, rounds: RoundResult[] }
 
-async function measureRoundgate (fleet: Fleet, c: Config, rounds: number, store: 'memory' | 'sqlite'): Promise<Measured> {
+async function measureRoundgate (fleet: Fleet, c: Config, rounds: number, store: 'memory' | 'sqlite' | 'redis'): Promise<Measured> {
   const n = c.mqtt + c.http
   const dataDir = dataDirFor(store)
   const probeFile = join(tempDir(), 'probe.txt')

@@ -13,12 +13,7 @@ import { scheduleAndTimelineTests } from './schedule-timeline.js'
 
 export { cfg, endings, releases, type MakeStore, type SuiteStoreOptions } from './helpers.js'
 
-export interface SuiteOptions {
-  /** the PROTOCOL 1.1 rules (startDelayMs, retries, schedules, jobs, timeline) are not implemented yet: skip them, visibly */
-  pending11?: string
-}
-
-export function storeSuite (tap: Test, name: string, makeStore: MakeStore, suite: SuiteOptions = {}): void {
+export function storeSuite (tap: Test, name: string, makeStore: MakeStore): void {
   /** One fresh store per test, cleaned up afterwards. */
   function test (title: string, fn: (t: Test, store: Store) => Promise<void>, opts: SuiteStoreOptions = {}): void {
     void tap.test(`${name}: ${title}`, async (t) => {
@@ -48,10 +43,6 @@ export function storeSuite (tap: Test, name: string, makeStore: MakeStore, suite
   groupAndTerminalTests(ctx)
   releaseTests(ctx)
   roundTests(ctx)
-  const pending = suite.pending11
-  const v11: SuiteContext = pending === undefined
-    ? ctx
-    : { ...ctx, test: (title) => { void tap.test(`${name}: ${title}`, { skip: pending }, async () => { /* skipped: pending */ }) } }
-  retryAndJobTests(v11)
-  scheduleAndTimelineTests(v11)
+  retryAndJobTests(ctx)
+  scheduleAndTimelineTests(ctx)
 }

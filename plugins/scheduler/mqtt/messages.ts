@@ -68,12 +68,13 @@ export class SchedulerMessages {
       if (p.kind !== 'ctl' && p.id !== actor && (client === null || this.opts.isAdmin?.(client) !== true)) {
         throw new RgError('forbidden', `client ${actor} may only publish as itself, not as ${p.id}`)
       }
-      await this.opts.rateLimit?.(actor, client)
-      const body = parseJsonSafe(payload)
       if (p.kind === 'ctl') {
-        await this.ctl(client, p.group, body)
+        // every answer to a ctl, a refused one too, goes where the admin waits: ctl/result
+        await this.ctl(client, p.group, payload, actor)
         return
       }
+      await this.opts.rateLimit?.(actor, client)
+      const body = parseJsonSafe(payload)
       switch (p.kind) {
         case 'hb': await this.engine.heartbeat(p.group, p.id, body); break
         case 'ready': await this.engine.ready(p.group, p.id, body); break
@@ -93,10 +94,13 @@ export class SchedulerMessages {
     }
   }
 
-  private async ctl (client: Client | null, group: string, body: unknown): Promise<void> {
-    const op = (body as { op?: unknown } | null)?.op ?? null
+  private async ctl (client: Client | null, group: string, payload: Buffer | string, actor: string): Promise<void> {
+    let op: unknown = null
     let answer: Record<string, unknown>
     try {
+      const body = parseJsonSafe(payload)
+      op = (body as { op?: unknown } | null)?.op ?? null
+      await this.opts.rateLimit?.(actor, client)
       answer = { op, ...await this.engine.ctl(group, body) }
     } catch (err) {
       const e = toRgError(err)

@@ -1,55 +1,89 @@
-// The Lua half of the Redis store: the round rules of group-model.ts, written once more for Redis
-// (PROTOCOL section 3). Every operation script is this prelude followed by a short body (see
-// lua-ops.ts), so each transition runs start to finish inside Redis, atomically, with Redis TIME
-// as the clock. A refusal raises an error before the first write: refused operations change
-// nothing. test/store-suite/ holds this and the memory store to the same rules.
+// The Lua half of the Redis store: the round rules of engine/model/ (group.ts, rule.ts, jobs.ts,
+// round.ts, terminals.ts), written once more for Redis (PROTOCOL sections 3, 6, 9 and 10). Every
+// operation script is this prelude, the rules (lua-rules.ts, lua-jobs.ts) and a short body
+// (lua-ops.ts, lua-reads.ts), so each transition runs start to finish inside Redis, atomically,
+// with Redis TIME as the clock. A refusal raises an error before the first write: refused
+// operations change nothing. Where this and the TypeScript model could differ, the model is the
+// spec; test/store-suite/ and test/store-redis-model.test.ts hold both to it.
+//
+// Cost: a script runs its whole prelude at every call, and every function it defines is a closure
+// made again each time. So the prelude defines only what the hot paths (heartbeat, ready, done)
+// use; the rest (ending a round, releasing, jobs, ticks, configuration) is defined inside `cold()`,
+// made on first use within a call, and reached as `cold().name`.
 //
 // KEYS (all hash-tagged with the group name, so one group lives in one Redis Cluster slot):
-//  1 g     hash: phase round releasedAt resetUntil deadline updatedAt seq os ob np nb settled bossDone rel
-//  2 cfg   hash: the group configuration (PROTOCOL section 2), payload as raw JSON
-//  3 seen  zset: online terminal -> lastSeen (ms)
-//  4 role  hash: online terminal -> small | boss
-//  5 load  hash: terminal -> last reported load
-//  6 meta  hash: terminal -> meta (raw JSON)
-//  7 last  hash: terminal -> last round it took part in
-//  8 rs    zset: ready smalls -> ready ticket
-//  9 rb    zset: ready bosses -> ready ticket
-// 10 parts hash: participant -> small | boss (this round)
-// 11 plist list: participants in shard order (smalls, then bosses)
-// 12 done  zset: participant -> order of its done
-// 13 res   hash: participant -> "1" or "0" (ok) followed by its result as raw JSON, if any
-// 14 drop  zset: dropped participant -> order of its drop
-// 15 hist  zset: round summary JSON scored by round
-// 16 tomb  string: the last round of this group when it was deleted (a re-created group goes on
-//          from there: round numbers are never reused); removed when the group is created again
-// 17 <prefix>:groups  set: every group's name (the one key outside the group's slot: scripts that
-//          create a group add it here and check maxGroups against it in the same step)
+//  1 g      hash: phase round releasedAt resetUntil deadline updatedAt seq os ob np nb settled
+//                 bossDone attempt job startAt lastTick evalTick missed retry jseq nq, and rel
+//  2 cfg    hash: the group configuration (PROTOCOL section 2), payload as raw JSON
+//  3 seen   zset: online terminal -> lastSeen (ms)
+//  4 role   hash: online terminal -> small | boss
+//  5 load   hash: terminal -> last reported load
+//  6 meta   hash: terminal -> meta (raw JSON)
+//  7 last   hash: terminal -> last round it took part in
+//  8 rs     zset: ready smalls -> ready ticket
+//  9 rb     zset: ready bosses -> ready ticket
+// 10 parts  hash: participant -> small | boss (this round)
+// 11 plist  list: participants in shard order (smalls, then bosses)
+// 12 done   zset: participant -> order of its done
+// 13 res    hash: participant -> '+' (ok) or '-', the arrival time (ms), a space, its result JSON
+// 14 drop   zset: dropped participant -> order of its drop
+// 15 hist   zset: round summary JSON scored by round
+// 16 jq     zset: queued job ids, scored -priority * 2^32 + number (highest priority, then oldest)
+// 17 jobs   hash: per job id, 'm:<id>' state|priority|number|submittedAt|startedAt|endedAt|attempts|rounds,
+//           'p:<id>' its payload as submitted (raw JSON), 'c:<id>' the canonical JSON of the payload
+//           where it differs, 'r:<id>' the summary of its last round (raw JSON)
+// 18 jall   zset: every kept job id, scored by its number (listing, newest first)
+// 19 jdone  zset: finished job ids in the order they finished (trimmed with the history)
+// 20 tomb   string: the last round of this group when it was deleted (a re-created group goes on
+//           from there: round numbers are never reused); removed when the group is created again
+// 21 <prefix>:groups  set: every group's name (the one key outside the group's slot: scripts that
+//           create a group add it here and check maxGroups against it in the same step)
 // ARGV: 1 group, 2 maxTerminals, 3 historyLimit, 4 create ('' no, else maxGroups: create the group
-// when it does not exist and fewer than that many exist), 5..16 the configuration to create with,
-// 17.. the operation's own arguments.
+// when it does not exist and fewer than that many exist), 5 maxQueuedJobs, 6 the scheduled ticks
+// the calling process computed ('' none, else JSON [the tick they follow, the schedule and the
+// zone they were computed for, [the ticks, ascending]]), 7 the configuration to create with or to
+// put ('' none, else a JSON list of strings: CFGF's fields in order, then the payload's JSON),
+// 8.. the operation's own arguments. Both JSON arguments are decoded only when used.
+
+/** The group hash's scalar fields (KEYS[1]), as open() reads them and save() writes those that changed. */
+const SCALARS = ['phase', 'round', 'releasedAt', 'resetUntil', 'deadline', 'updatedAt', 'seq', 'os', 'ob', 'np', 'nb', 'settled',
+  'bossDone', 'attempt', 'job', 'startAt', 'lastTick', 'evalTick', 'missed', 'retry', 'jseq', 'nq'] as const
+
 export const LUA_CORE = String.raw`
-local KG, KC, KSEEN, KROLE, KLOAD, KMETA, KLAST, KRS, KRB, KPARTS, KPL, KDONE, KRES, KDROP, KHIST, KTOMB, KREG = unpack(KEYS)
+local KG, KC, KSEEN, KROLE, KLOAD, KMETA, KLAST, KRS, KRB, KPARTS, KPL, KDONE, KRES, KDROP, KHIST, KJQ, KJOBS, KJALL, KJDONE, KTOMB, KREG = unpack(KEYS)
 local NAME = ARGV[1]
 local MAXT = tonumber(ARGV[2])
 local HLIM = tonumber(ARGV[3])
-local A = 16
-local CFGF = {'need', 'bossNeed', 'minOnlineRatio', 'heartbeatMs', 'offlineAfterMs', 'execTimeoutMs', 'dropTolerance', 'completeOn', 'resetMs', 'selection', 'paused'}
-local SF = {'phase', 'round', 'releasedAt', 'resetUntil', 'deadline', 'updatedAt', 'seq', 'os', 'ob', 'np', 'nb', 'settled', 'bossDone'}
+local MAXQ = tonumber(ARGV[5])
+local CFGF = {'need', 'bossNeed', 'minOnlineRatio', 'heartbeatMs', 'offlineAfterMs', 'execTimeoutMs', 'dropTolerance',
+  'completeOn', 'resetMs', 'selection', 'paused', 'startDelayMs', 'schedule', 'scheduleTz', 'misfireMs', 'jobsOnly',
+  'retryMax', 'retryBackoffMs'}
+local A = 7
+local SF = {${SCALARS.map((f) => `'${f}'`).join(', ')}}
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 local S, C = {}, {}
 local events = {}
 local created = false
--- the group hash as read by open(), so save() writes it only when a field changed
-local stored = nil
+-- settleTicks could not go on: it was given no usable ticks, or used them all up
+local tickGap = false
+-- submit and cancel: the job the answer carries, as the whole transition leaves it
+local jobOut = nil
+local jobCreated = false
 local CHUNK = 1000
+-- cold(): the rules the hot paths do not need, made on first use (lua-ops.ts)
+local cold
+-- the group's scalars as open() read them, so save() writes only the fields that changed
+local S0 = nil
 
 local function fail (code, msg) error({ err = 'RG ' .. code .. ' ' .. msg }) end
 local function num (n) return string.format('%.17g', n) end
 local function opt (v) if v == '' or not v then return nil end return tonumber(v) end
 local function onum (v) if v == nil then return '' end return num(v) end
--- clientIds and group names are [A-Za-z0-9_.:-]: they need no JSON escaping
+local function jnum (v) if v == nil then return 'null' end return num(v) end
+-- clientIds, job ids and group names are [A-Za-z0-9_.:-]: they need no JSON escaping
 local function q (id) return '"' .. id .. '"' end
+local function jstr (s) if s == nil or s == '' then return 'null' end return q(s) end
 local function jlist (ids)
   local out = {}
   for i, id in ipairs(ids) do out[i] = q(id) end
@@ -65,25 +99,49 @@ local function hmget (key, ids)
   end
   return out
 end
+local function split (s, sep)
+  local out = {}
+  for x in string.gmatch(s .. sep, '([^' .. sep .. ']*)' .. sep) do out[#out + 1] = x end
+  return out
+end
 
+-- The configuration (keys missing in a group stored before PROTOCOL 1.1 take their defaults).
 local function parseCfg (c)
   C.need = tonumber(c[1]); C.bossNeed = tonumber(c[2]); C.minOnlineRatio = tonumber(c[3])
   C.heartbeatMs = tonumber(c[4]); C.offlineAfterMs = tonumber(c[5]); C.execTimeoutMs = tonumber(c[6])
   C.dropTolerance = tonumber(c[7]); C.completeOn = c[8]; C.resetMs = tonumber(c[9])
   C.selection = c[10]; C.paused = c[11] == '1'
+  C.startDelayMs = tonumber(c[12]) or 0; C.schedule = c[13] or ''; C.scheduleTz = c[14] or 'UTC'
+  C.misfireMs = tonumber(c[15]) or 0; C.jobsOnly = c[16] == '1'
+  C.retryMax = tonumber(c[17]) or 0; C.retryBackoffMs = tonumber(c[18]) or 1000
+end
+
+-- The configuration given in ARGV (create, put): CFGF's fields, then the payload.
+local givenCfg = nil
+local function argvCfg ()
+  if not givenCfg then givenCfg = cjson.decode(ARGV[7]) end
+  return givenCfg
+end
+
+-- A pending retry: 'attempt|at|job' ('' job: the group's payload).
+local function parseRetry (v)
+  if not v or v == '' then return nil end
+  local f = split(v, '|')
+  return { attempt = tonumber(f[1]), at = tonumber(f[2]), job = f[3] }
 end
 
 -- Load the group, or prepare to create it (written only by finish, after every check passed).
 local function open (canCreate)
   local v = redis.call('HMGET', KG, unpack(SF))
   if v[1] then
-    local raw = {}
-    for i = 1, #SF do raw[i] = v[i] or '' end
-    stored = table.concat(raw, '|')
     S.phase = v[1]; S.round = tonumber(v[2]); S.releasedAt = opt(v[3]); S.resetUntil = opt(v[4])
     S.deadline = opt(v[5]); S.updatedAt = tonumber(v[6]); S.seq = tonumber(v[7]); S.os = tonumber(v[8])
     S.ob = tonumber(v[9]); S.np = tonumber(v[10]); S.nb = tonumber(v[11]); S.settled = tonumber(v[12])
-    S.bossDone = tonumber(v[13])
+    S.bossDone = tonumber(v[13]); S.attempt = tonumber(v[14]) or 1; S.job = v[15] or ''; S.startAt = opt(v[16])
+    S.lastTick = tonumber(v[17]) or 0; S.evalTick = tonumber(v[18]) or 0; S.missed = tonumber(v[19]) or 0
+    S.retry = v[20] or ''; S.jseq = tonumber(v[21]) or 0; S.nq = tonumber(v[22]) or 0
+    S0 = { ${SCALARS.map((f) => `${f} = S.${f}`).join(', ')} }
+    S.retry = parseRetry(S.retry)
     parseCfg(redis.call('HMGET', KC, unpack(CFGF)))
     return
   end
@@ -94,25 +152,36 @@ local function open (canCreate)
   created = true
   -- a group deleted before goes on from its last round: a round number is never handed out twice
   local last = tonumber(redis.call('GET', KTOMB) or '0')
-  S = { phase = 'WAITING', round = last, updatedAt = now, seq = 0, os = 0, ob = 0, np = 0, nb = 0, settled = 0, bossDone = 0 }
-  parseCfg({ ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[16] })
+  -- a new schedule starts from now: ticks before the group existed are not missed
+  S = { phase = 'WAITING', round = last, updatedAt = now, seq = 0, os = 0, ob = 0, np = 0, nb = 0, settled = 0, bossDone = 0,
+    attempt = 1, job = '', lastTick = now, evalTick = now, missed = 0, jseq = 0, nq = 0 }
+  parseCfg(argvCfg())
 end
 
 local function payload ()
-  if created then return ARGV[15] end
+  if created then return argvCfg()[#CFGF + 1] end
   return redis.call('HGET', KC, 'payload')
 end
 
--- The set sizes state shows: ready smalls, ready bosses, done, dropped.
+-- The set sizes state shows: ready smalls, ready bosses, done, dropped (queued jobs: S.nq, kept
+-- with the queue by every script that changes it).
 local function counts ()
   return redis.call('ZCARD', KRS), redis.call('ZCARD', KRB), redis.call('ZCARD', KDONE), redis.call('ZCARD', KDROP)
 end
 
+-- model/group.ts fingerprint(): everything state shows but updatedAt (and what is derived), as a
+-- list compared item by item (no string is built on the hot path).
 local function fingerprintOf (rs, rb, nd, ndrop)
-  return table.concat({ S.phase, S.round, C.paused and 1 or 0, C.need, C.bossNeed, S.os, S.ob, rs, rb, S.np, nd, ndrop }, '|')
+  return { S.phase, S.round, C.paused, C.need, C.bossNeed, S.os, S.ob, rs, rb, S.np, nd, ndrop, S.missed, S.nq, S.lastTick,
+    S.retry and S.retry.attempt or 1 }
 end
 
 local function fingerprint () return fingerprintOf(counts()) end
+
+local function sameAs (a, b)
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
 
 local function readyKey (role) if role == 'boss' then return KRB end return KRS end
 
@@ -154,181 +223,81 @@ local function touch (id, role, load, meta, roomChecked)
 end
 
 local function toWaiting () S.phase = 'WAITING'; S.resetUntil = nil end
+`
 
-local function endRound (outcome)
-  if S.phase ~= 'EXECUTING' then return end
-  local parts = redis.call('LRANGE', KPL, 0, -1)
-  local done = redis.call('ZRANGE', KDONE, 0, -1)
-  local dropped = redis.call('ZRANGE', KDROP, 0, -1)
-  local results, failed = {}, {}
-  local res = hmget(KRES, done)
-  for i, id in ipairs(done) do
-    local v = res[i] or '1'
-    if #v > 1 then results[#results + 1] = q(id) .. ':' .. string.sub(v, 2) end
-    if string.sub(v, 1, 1) == '0' then failed[#failed + 1] = id end
-  end
-  local summary = '{"group":' .. q(NAME) .. ',"round":' .. num(S.round) .. ',"outcome":"' .. outcome ..
-    '","releasedAt":' .. num(S.releasedAt) .. ',"endedAt":' .. num(now) .. ',"participants":' .. jlist(parts) ..
-    ',"done":' .. jlist(done) .. ',"dropped":' .. jlist(dropped) .. ',"results":{' .. table.concat(results, ',') ..
-    '},"failed":' .. jlist(failed) .. '}'
-  redis.call('ZADD', KHIST, S.round, summary)
-  local n = redis.call('ZCARD', KHIST)
-  if n > HLIM then redis.call('ZREMRANGEBYRANK', KHIST, 0, n - HLIM - 1) end
-  events[#events + 1] = 'E' .. summary
-  redis.call('DEL', KPARTS, KPL, KDONE, KRES, KDROP)
-  redis.call('HDEL', KG, 'rel')
-  S.np = 0; S.nb = 0; S.settled = 0; S.bossDone = 0; S.deadline = nil
-  S.phase = 'RESET'
-  S.resetUntil = now + C.resetMs
-  if C.resetMs == 0 then toWaiting() end
-end
-
-local function dropLimit ()
-  local t = C.dropTolerance
-  if t == math.floor(t) then return t end
-  return math.floor(t * S.np)
-end
-
-local function completeOn ()
-  if C.completeOn ~= '' then return C.completeOn end
-  if C.bossNeed > 0 then return 'boss' end
-  return 'all'
-end
-
-local function checkEnd ()
-  if S.phase ~= 'EXECUTING' then return end
-  if redis.call('ZCARD', KDROP) > dropLimit() then endRound('aborted'); return end
-  local complete
-  if completeOn() == 'boss' and S.nb > 0 then complete = S.bossDone >= S.nb else complete = S.settled >= S.np end
-  if complete then endRound('completed') end
-end
-
-local function goOffline (id)
-  local r = redis.call('HGET', KROLE, id)
-  if not r then return end
-  redis.call('HDEL', KROLE, id); redis.call('ZREM', KSEEN, id)
-  redis.call('HDEL', KLOAD, id); redis.call('HDEL', KMETA, id); redis.call('HDEL', KLAST, id)
-  if r == 'boss' then S.ob = S.ob - 1 else S.os = S.os - 1 end
-  redis.call('ZREM', readyKey(r), id)
-  if S.phase == 'EXECUTING' and redis.call('HEXISTS', KPARTS, id) == 1 and not redis.call('ZSCORE', KDONE, id) then
-    if redis.call('ZADD', KDROP, 'NX', redis.call('ZCARD', KDROP) + 1, id) == 1 then S.settled = S.settled + 1 end
-    checkEnd()
-  end
-end
-
-local function selectSmalls (count)
-  if count <= 0 then return {} end
-  if C.selection ~= 'fair' and C.selection ~= 'load' then return redis.call('ZRANGE', KRS, 0, count - 1) end
-  local z = redis.call('ZRANGE', KRS, 0, -1, 'WITHSCORES')
-  local ids, seqs = {}, {}
-  for i = 1, #z, 2 do ids[#ids + 1] = z[i]; seqs[#seqs + 1] = tonumber(z[i + 1]) end
-  local fair = C.selection == 'fair'
-  local vals = hmget(fair and KLAST or KLOAD, ids)
-  local cands = {}
-  for i, id in ipairs(ids) do
-    local k = tonumber(vals[i])
-    if k == nil then if fair then k = 0 else k = math.huge end end
-    cands[i] = { id = id, k = k, s = seqs[i] }
-  end
-  table.sort(cands, function (a, b) if a.k ~= b.k then return a.k < b.k end return a.s < b.s end)
-  local out = {}
-  for i = 1, math.min(count, #cands) do out[i] = cands[i].id end
-  return out
-end
-
-local function freeze (nSmall, nBoss)
-  local smalls = selectSmalls(nSmall)
-  local bosses = {}
-  if nBoss > 0 then bosses = redis.call('ZRANGE', KRB, 0, nBoss - 1) end
-  S.round = S.round + 1
-  S.phase = 'EXECUTING'
-  S.releasedAt = now
-  redis.call('DEL', KPARTS, KPL, KDONE, KRES, KDROP)
-  local all = {}
-  for _, id in ipairs(smalls) do all[#all + 1] = id end
-  for _, id in ipairs(bosses) do all[#all + 1] = id end
-  for i = 1, #all, CHUNK do
-    local hp, pl, lr = {}, {}, {}
-    for j = i, math.min(i + CHUNK - 1, #all) do
-      local id = all[j]
-      hp[#hp + 1] = id; hp[#hp + 1] = (j <= #smalls) and 'small' or 'boss'
-      pl[#pl + 1] = id
-      lr[#lr + 1] = id; lr[#lr + 1] = num(S.round)
-    end
-    redis.call('HSET', KPARTS, unpack(hp))
-    redis.call('RPUSH', KPL, unpack(pl))
-    redis.call('HSET', KLAST, unpack(lr))
-    redis.call('ZREM', KRS, unpack(pl))
-    redis.call('ZREM', KRB, unpack(pl))
-  end
-  S.np = #all; S.nb = #bosses; S.settled = 0; S.bossDone = 0
-  S.deadline = now + C.execTimeoutMs
-  local rel = '{"group":' .. q(NAME) .. ',"round":' .. num(S.round) .. ',"releasedAt":' .. num(now) ..
-    ',"deadline":' .. num(S.deadline) .. ',"participants":' .. jlist(all) .. ',"bosses":' .. jlist(bosses) ..
-    ',"payload":' .. payload() .. '}'
-  redis.call('HSET', KG, 'rel', rel)
-  events[#events + 1] = 'R' .. rel
-end
-
-local function tryRelease ()
-  if S.phase ~= 'WAITING' or C.paused then return end
-  local need, bossNeed = C.need, C.bossNeed
-  if need == 0 and bossNeed == 0 then return end
-  local effNeed = math.min(need, S.os)
-  if S.os < math.ceil(need * C.minOnlineRatio - 1e-9) then return end
-  if need > 0 and effNeed < 1 then return end
-  if redis.call('ZCARD', KRS) < effNeed or redis.call('ZCARD', KRB) < bossNeed then return end
-  freeze(effNeed, bossNeed)
-end
-
-local function forceRelease ()
-  if C.paused then fail('bad_request', 'the group is paused') end
-  if S.phase ~= 'WAITING' then fail('bad_request', 'the group is not waiting (phase ' .. S.phase .. ')') end
-  local rs, rb = redis.call('ZCARD', KRS), redis.call('ZCARD', KRB)
-  local smalls, bosses = rs, rb
-  if C.need > 0 then smalls = math.min(C.need, rs) end
-  if C.bossNeed > 0 then bosses = math.min(C.bossNeed, rb) end
-  if smalls + bosses < 1 then fail('bad_request', 'nobody is ready') end
-  freeze(smalls, bosses)
-end
+/**
+ * The end of every transition (after lua-jobs.ts and lua-rules.ts): settle (scheduled ticks, the
+ * release rule), note whether state changed, write the group hash, answer. The answer's layout is
+ * parsed by codec.ts `parseReply` (REPLY_EVENTS is where the events start).
+ */
+export const LUA_FINISH = String.raw`
+-- '' for nil: a script's answer cannot hold nil. Numbers go back as they are: every number in an
+-- answer is a whole number, which Redis answers as an integer (no string formatting here).
+local function rnum (v) if v == nil then return '' end return v end
 
 local function reply (changed, dup, rs, rb, nd, ndrop)
-  local resetUntil, deadline = '', ''
-  if S.phase == 'RESET' then resetUntil = onum(S.resetUntil) end
-  if S.phase == 'EXECUTING' then deadline = onum(S.deadline) end
-  local out = { S.phase, num(S.round), C.paused and 1 or 0, num(C.need), num(C.bossNeed), num(S.os), num(S.ob),
-    rs, rb, num(S.np), nd, ndrop,
-    onum(S.releasedAt), num(S.updatedAt), resetUntil, deadline, changed and 1 or 0, num(C.heartbeatMs),
-    dup and 1 or 0, created and 1 or 0, num(now) }
+  local resetUntil, deadline, startAt, retryAt = '', '', '', ''
+  if S.phase == 'RESET' then resetUntil = rnum(S.resetUntil) end
+  if S.phase == 'EXECUTING' then deadline = rnum(S.deadline); startAt = rnum(S.startAt) end
+  local attempt = S.retry and S.retry.attempt or 1
+  if S.phase == 'EXECUTING' then attempt = S.attempt end
+  if S.phase == 'WAITING' and S.retry and S.retry.at > now then retryAt = S.retry.at end
+  -- what the calling process computes the ticks from: only for a scheduled group
+  local sched = ''
+  if C.schedule ~= '' then sched = { S.lastTick, C.schedule, C.scheduleTz, C.startDelayMs, C.misfireMs, tickGap and 1 or 0 } end
+  local job = ''
+  if jobOut then
+    local json = cold().jobJson(jobOut)
+    if json then job = { json, jobCreated and 1 or 0 } end
+  end
+  local out = { S.phase, S.round, C.paused and 1 or 0, C.need, C.bossNeed, S.os, S.ob, rs, rb, S.np, nd, ndrop,
+    rnum(S.releasedAt), S.updatedAt, resetUntil, deadline, changed and 1 or 0, C.heartbeatMs, dup and 1 or 0,
+    now, attempt, startAt, S.missed, S.nq, retryAt, sched, job }
   for _, e in ipairs(events) do out[#out + 1] = e end
   return out
 end
 
+local function stored (v)
+  if type(v) == 'number' then return num(v) end
+  return v or ''
+end
+
+local function retryField (r)
+  if not r then return '' end
+  return num(r.attempt) .. '|' .. num(r.at) .. '|' .. r.job
+end
+
+-- Write the group hash: every field when the group is new, else only the fields that changed
+-- (nothing at all for a repeat heartbeat).
 local function save ()
   if created then
     local c = {}
-    local vals = { ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[16] }
+    local vals = argvCfg()
     for i, f in ipairs(CFGF) do c[#c + 1] = f; c[#c + 1] = vals[i] end
-    c[#c + 1] = 'payload'; c[#c + 1] = ARGV[15]
+    c[#c + 1] = 'payload'; c[#c + 1] = vals[#CFGF + 1]
     redis.call('HSET', KC, unpack(c))
     redis.call('SADD', KREG, NAME)
     redis.call('DEL', KTOMB)
+    S0 = {}
   end
-  local vals = { S.phase, num(S.round), onum(S.releasedAt), onum(S.resetUntil), onum(S.deadline), num(S.updatedAt),
-    num(S.seq), num(S.os), num(S.ob), num(S.np), num(S.nb), num(S.settled), num(S.bossDone) }
-  if table.concat(vals, '|') == stored then return end -- nothing changed: no write (a repeat heartbeat)
   local kv = {}
-  for i, f in ipairs(SF) do kv[#kv + 1] = f; kv[#kv + 1] = vals[i] end
-  redis.call('HSET', KG, unpack(kv))
+${SCALARS.filter((f) => f !== 'retry').map((f) => `  if S.${f} ~= S0.${f} then kv[#kv + 1] = '${f}'; kv[#kv + 1] = stored(S.${f}) end`).join('\n')}
+  local retry = retryField(S.retry)
+  if retry ~= S0.retry then kv[#kv + 1] = 'retry'; kv[#kv + 1] = retry end
+  if #kv > 0 then redis.call('HSET', KG, unpack(kv)) end
 end
 
--- Every transition ends here: check the release rule, note whether state changed, write, answer.
+-- Every transition ends here: scheduled ticks and the release rule, note whether state changed,
+-- write, answer.
 local function finish (before, dup)
-  tryRelease()
+  settle()
   local rs, rb, nd, ndrop = counts()
-  local changed = created or fingerprintOf(rs, rb, nd, ndrop) ~= before
+  local changed = created or not sameAs(fingerprintOf(rs, rb, nd, ndrop), before)
   if changed then S.updatedAt = now end
   save()
   return reply(changed, dup, rs, rb, nd, ndrop)
 end
 `
+
+/** Index of the first event in a script's answer (codec.ts). */
+export const REPLY_EVENTS = 27

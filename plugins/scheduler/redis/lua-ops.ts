@@ -1,19 +1,29 @@
-// One Lua script per store operation: the prelude of lua-core.ts (rules, KEYS and ARGV layout)
-// followed by the operation's body. Operation arguments start at ARGV[A + 1] (A = 16).
-import { LUA_CORE } from './lua-core.js'
+// One Lua script per store operation: the prelude (lua-core.ts: KEYS and ARGV layout, loading and
+// saving the group; the hot rules of lua-rules.ts; cold(), which makes the rest of lua-rules.ts
+// and lua-jobs.ts on first use; the common end) followed by the operation's body. Operation
+// arguments start at ARGV[A + 1]. Reads are in lua-reads.ts.
+import { LUA_CORE, LUA_FINISH } from './lua-core.js'
+import { LUA_JOBS } from './lua-jobs.js'
+import { READ_BODIES } from './lua-reads.js'
+import { LUA_COLD_RULES, LUA_HOT_RULES } from './lua-rules.js'
+
+/** The rules the hot paths do not need: made once per call, on first use, as `cold().name`. */
+const COLD = `
+local coldMade = nil
+cold = function ()
+if coldMade then return coldMade end
+${LUA_JOBS}
+${LUA_COLD_RULES}
+coldMade = { endRound = endRound, freeze = freeze, forceRelease = forceRelease, describe = describe, configure = configure,
+  jobOf = jobOf, jobGet = jobGet, jobJson = jobJson, jobEvent = jobEvent, jobSubmit = jobSubmit, jobFinish = jobFinish,
+  jobDequeue = jobDequeue }
+return coldMade
+end
+`
 
 const TERMINAL_ARGS = `
 local id = ARGV[A + 1]
 local before = fingerprint()
-`
-
-const WRITE_CFG = `
-local vals = { ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[16] }
-local c = {}
-for i, f in ipairs(CFGF) do c[#c + 1] = f; c[#c + 1] = vals[i] end
-c[#c + 1] = 'payload'; c[#c + 1] = ARGV[15]
-redis.call('HSET', KC, unpack(c))
-parseCfg(vals)
 `
 
 /**
@@ -30,7 +40,7 @@ return finish(before, false)
 `
 }
 
-const BODIES = {
+const WRITE_BODIES = {
   /** ARGV: id, role, load, meta */
   heartbeat: `
 open(true)
@@ -63,7 +73,8 @@ local before = fingerprint()
 touch(id, '', '', '')
 if redis.call('ZSCORE', KDONE, id) then return finish(before, true) end
 redis.call('ZADD', KDONE, redis.call('ZCARD', KDONE) + 1, id)
-redis.call('HSET', KRES, id, ARGV[A + 3] .. ARGV[A + 4])
+-- '+' ok or '-', when it arrived (the summary's timing), then the result
+redis.call('HSET', KRES, id, (ARGV[A + 3] == '0' and '-' or '+') .. num(now) .. ' ' .. ARGV[A + 4])
 if not redis.call('ZSCORE', KDROP, id) then S.settled = S.settled + 1 end
 if prole == 'boss' then S.bossDone = S.bossDone + 1 end
 checkEnd()
@@ -93,16 +104,29 @@ open(false)
 local before = fingerprint()
 local silent = redis.call('ZRANGEBYSCORE', KSEEN, '-inf', num(now - C.offlineAfterMs))
 for _, id in ipairs(silent) do goOffline(id) end
-if S.phase == 'EXECUTING' and S.deadline and now >= S.deadline then endRound('timeout') end
+if S.phase == 'EXECUTING' and S.deadline and now >= S.deadline then cold().endRound('timeout', false) end
 if S.phase == 'RESET' and S.resetUntil and now >= S.resetUntil then toWaiting() end
 return finish(before, false)
 `,
-  /** ARGV 5..16: the whole configuration */
+  /**
+   * Only settle: scheduled ticks a transition could not consume for want of ticks (its tickGap),
+   * and the release rule. ARGV: the job to answer ('' for none: a submit's, carried on).
+   */
+  settle: `
+open(false)
+local before = fingerprint()
+if ARGV[A + 1] ~= '' then jobOut = ARGV[A + 1] end
+return finish(before, false)
+`,
+  /** the whole configuration in ARGV 7 */
   put: `
 open(true)
 local before = fingerprint()
 if not created then
-${WRITE_CFG}
+  local vals = argvCfg()
+  local kv = { payload = vals[#CFGF + 1] }
+  for i, f in ipairs(CFGF) do kv[f] = vals[i] end
+  cold().configure(kv)
 end
 return finish(before, false)
 `,
@@ -111,75 +135,89 @@ open(true)
 local before = fingerprint()
 return finish(before, false)
 `,
-  /** ARGV: field, value, field, value... (already validated) */
+  /** ARGV: field, value, field, value... (already validated, stored form) */
   configure: `
 open(false)
 local before = fingerprint()
 local kv = {}
-for i = A + 1, #ARGV, 2 do kv[#kv + 1] = ARGV[i]; kv[#kv + 1] = ARGV[i + 1] end
-if #kv > 0 then redis.call('HSET', KC, unpack(kv)) end
-parseCfg(redis.call('HMGET', KC, unpack(CFGF)))
+for i = A + 1, #ARGV, 2 do kv[ARGV[i]] = ARGV[i + 1] end
+cold().configure(kv)
 return finish(before, false)
 `,
   abort: `
 open(false)
 if S.phase ~= 'EXECUTING' then fail('bad_request', 'no round is executing (phase ' .. S.phase .. ')') end
 local before = fingerprint()
-endRound('aborted')
+cold().endRound('aborted', true, 'failed')
 return finish(before, false)
 `,
   release: `
 open(false)
 local before = fingerprint()
-forceRelease()
+cold().forceRelease()
 return finish(before, false)
 `,
   /** ARGV: id; a kick is a leave the operator caused, told to every process */
   kick: offline(true),
-  // --- reads: one consistent view each ------------------------------------------------------
-  snapshot: `
-if redis.call('EXISTS', KG) == 0 then return false end
+  /** ARGV: id, canonical payload JSON, payload JSON as given, priority */
+  submit: `
 open(false)
-return { reply(false, false, counts()), redis.call('HGETALL', KC), redis.call('HGET', KG, 'rel') or '' }
+local before = fingerprint()
+jobCreated = cold().jobSubmit(ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], tonumber(ARGV[A + 4]))
+jobOut = ARGV[A + 1]
+return finish(before, false)
 `,
-  terminals: `
+  /** ARGV: id. A queued job is cancelled; a running one's round is aborted (or its pending retry dropped). */
+  cancel: `
 open(false)
-local z = redis.call('ZRANGE', KSEEN, 0, -1, 'WITHSCORES')
-local ids, seen = {}, {}
-for i = 1, #z, 2 do ids[#ids + 1] = z[i]; seen[#seen + 1] = z[i + 1] end
-return { ids, seen, hmget(KROLE, ids), hmget(KLOAD, ids), hmget(KMETA, ids),
-  redis.call('ZRANGE', KRS, 0, -1), redis.call('ZRANGE', KRB, 0, -1), redis.call('HKEYS', KPARTS) }
-`,
-  /** ARGV: limit, before ('' for none) */
-  rounds: `
-open(false)
-local max = '+inf'
-if ARGV[A + 2] ~= '' then max = '(' .. ARGV[A + 2] end
-return redis.call('ZREVRANGEBYSCORE', KHIST, max, '-inf', 'LIMIT', 0, tonumber(ARGV[A + 1]))
+local X = cold()
+local id = ARGV[A + 1]
+local j = X.jobGet(id)
+if not j then fail('unknown_job', 'no job ' .. id .. ' in group ' .. NAME) end
+if j.state ~= 'queued' and j.state ~= 'running' then fail('bad_request', 'job ' .. id .. ' is already ' .. j.state) end
+local before = fingerprint()
+jobOut = id
+if j.state == 'queued' then
+  X.jobDequeue(id)
+  X.jobFinish(j, 'cancelled')
+  X.jobEvent(j)
+elseif S.phase == 'EXECUTING' and S.job == id then
+  X.endRound('aborted', true, 'cancelled')
+else
+  if S.retry and S.retry.job == id then S.retry = nil end
+  X.jobFinish(j, 'cancelled')
+  X.jobEvent(j)
+end
+return finish(before, false)
 `
 } as const
+
+const BODIES = { ...WRITE_BODIES, ...READ_BODIES }
 
 export type OpName = keyof typeof BODIES
 
 /** The whole source of each operation's script. */
 export const OP_SOURCES: Record<OpName, string> = Object.fromEntries(
-  Object.entries(BODIES).map(([name, body]) => [name, `${LUA_CORE}\n-- op: ${name}\n${body}`])
+  Object.entries(BODIES).map(([name, body]) => [name, `${LUA_CORE}\n${LUA_HOT_RULES}\n${COLD}\n${LUA_FINISH}\n-- op: ${name}\n${body}`])
 ) as Record<OpName, string>
+
+/** How many keys of a group the delete script removes: all but the tombstone and the registry. */
+const GROUP_KEYS = 19
 
 /**
  * deleteGroup: every key of the group at once, and its name out of the registry, in one step.
- * The group's last round stays behind in its tombstone key (KEYS[16]), so a group created again
+ * The group's last round stays behind in its tombstone key (KEYS[20]), so a group created again
  * under the same name goes on from there. ARGV: 1 group. Returns the last round, or false when
  * there was no such group.
  */
 export const DELETE_SOURCE = `
-local KTOMB, KREG = KEYS[16], KEYS[17]
+local KTOMB, KREG = KEYS[${GROUP_KEYS + 1}], KEYS[${GROUP_KEYS + 2}]
 redis.call('SREM', KREG, ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0')
 local before = tonumber(redis.call('GET', KTOMB) or '0')
 if before > round then round = before end
-for i = 1, 15 do redis.call('DEL', KEYS[i]) end
+for i = 1, ${GROUP_KEYS} do redis.call('DEL', KEYS[i]) end
 redis.call('SET', KTOMB, string.format('%.17g', round))
 return round
 `

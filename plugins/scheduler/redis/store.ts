@@ -1,7 +1,8 @@
 // The cluster-mode store: every group's state in one shared Redis, every transition one Lua script
-// (redis/lua-core.ts + redis/lua-ops.ts) run atomically inside Redis with Redis TIME as the clock,
-// so any broker process may take any terminal's message and each release is decided exactly once.
-// It passes the same abstract suite as the memory store (test/store-suite/).
+// (lua-core.ts, lua-jobs.ts, lua-rules.ts, lua-ops.ts) run atomically inside Redis with Redis TIME
+// as the clock, so any broker process may take any terminal's message and each release, each
+// scheduled tick and each job is decided exactly once. It passes the same abstract suite as the
+// embedded store (test/store-suite/).
 //
 // Keys: `<prefix>:{<group>}:<part>` for a group's state (the hash tag keeps a group in one Redis
 // Cluster slot), and `<prefix>:groups`, the set of group names, which the scripts that create or
@@ -10,15 +11,19 @@
 import { Redis } from 'ioredis'
 import { quit, reconnect } from './link.js'
 import { RgError } from '../../errors.js'
+import { canonical } from '../engine/model/jobs.js'
+import type { GroupSnapshot, JobsQuery, RoundsQuery, Store, TerminalOpOptions } from '../engine/store.js'
+import {
+  JOB_ID, type CtlOp, type DoneInput, type GroupConfig, type HeartbeatInput, type Job, type OpResult, type Role,
+  type RoundSummary, type TerminalRound, type TerminalView
+} from '../engine/types.js'
+import {
+  decodeConfig, encodeConfig, encodePatch, NO_CFG, optNum, parseRelease, parseReply, parseSummary, parseTerminalRound,
+  type Reply
+} from './codec.js'
 import { DELETE_SOURCE, OP_SOURCES, type OpName } from './lua-ops.js'
 import { LuaScript, runScript, scriptError } from './script.js'
-import { DEFAULT_GROUP_CONFIG } from '../engine/group-config.js'
-import { timingOf } from '../engine/model/round.js'
-import type { GroupSnapshot, JobsQuery, RoundsQuery, Store, TerminalOpOptions } from '../engine/store.js'
-import type {
-  CtlOp, DoneInput, GroupConfig, GroupState, HeartbeatInput, Job, OpResult, Phase, ReleaseRecord,
-  Role, RoundSummary, StoreEvent, TerminalRound, TerminalView
-} from '../engine/types.js'
+import { FOLLOW_UP_TICKS, TickFeed } from './ticks.js'
 
 export interface RedisStoreOptions {
   /** redis://host:port[/db] */
@@ -28,128 +33,25 @@ export interface RedisStoreOptions {
   historyLimit?: number
   maxTerminalsPerGroup?: number
   maxGroups?: number
+  maxQueuedJobs?: number
   /** told about connection trouble (the store itself never hangs on it) */
   onError?: (err: Error) => void
 }
 
-const PARTS = ['g', 'cfg', 'seen', 'role', 'load', 'meta', 'last', 'rs', 'rb', 'parts', 'plist', 'done', 'res', 'drop', 'hist', 'tomb'] as const
+/** A group's keys in the order lua-core.ts names them; the registry follows. */
+const PARTS = ['g', 'cfg', 'seen', 'role', 'load', 'meta', 'last', 'rs', 'rb', 'parts', 'plist', 'done', 'res', 'drop', 'hist',
+  'jq', 'jobs', 'jall', 'jdone', 'tomb'] as const
 
 const SCRIPTS = Object.fromEntries(
   Object.entries(OP_SOURCES).map(([name, src]) => [name, new LuaScript(src)])
 ) as Record<OpName, LuaScript>
 const DELETE = new LuaScript(DELETE_SOURCE)
 
-/** Configuration fields in the order of ARGV 5..16 (payload at 15, paused at 16). */
-const CFG_ORDER = ['need', 'bossNeed', 'minOnlineRatio', 'heartbeatMs', 'offlineAfterMs', 'execTimeoutMs',
-  'dropTolerance', 'completeOn', 'resetMs', 'selection', 'payload', 'paused'] as const
-const NO_CFG = CFG_ORDER.map(() => '')
-
-function encodeField (key: string, value: unknown): string {
-  if (key === 'payload') return JSON.stringify(value ?? null)
-  if (key === 'paused') return value === true ? '1' : '0'
-  if (key === 'completeOn') return typeof value === 'string' ? value : ''
-  return typeof value === 'string' ? value : JSON.stringify(value)
-}
-
-function encodeConfig (c: GroupConfig): string[] {
-  return CFG_ORDER.map((k) => encodeField(k, c[k]))
-}
-
-function decodeConfig (flat: string[]): GroupConfig {
-  const h: Record<string, string> = {}
-  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1]
-  return {
-    need: Number(h.need),
-    bossNeed: Number(h.bossNeed),
-    minOnlineRatio: Number(h.minOnlineRatio),
-    heartbeatMs: Number(h.heartbeatMs),
-    offlineAfterMs: Number(h.offlineAfterMs),
-    execTimeoutMs: Number(h.execTimeoutMs),
-    dropTolerance: Number(h.dropTolerance),
-    completeOn: h.completeOn === '' || h.completeOn === undefined ? null : h.completeOn as GroupConfig['completeOn'],
-    resetMs: Number(h.resetMs),
-    selection: h.selection as GroupConfig['selection'],
-    payload: JSON.parse(h.payload ?? 'null') as unknown,
-    paused: h.paused === '1',
-    // PROTOCOL 1.1 keys: not yet kept by the Lua scripts
-    startDelayMs: DEFAULT_GROUP_CONFIG.startDelayMs,
-    schedule: DEFAULT_GROUP_CONFIG.schedule,
-    scheduleTz: DEFAULT_GROUP_CONFIG.scheduleTz,
-    misfireMs: DEFAULT_GROUP_CONFIG.misfireMs,
-    jobsOnly: DEFAULT_GROUP_CONFIG.jobsOnly,
-    retry: DEFAULT_GROUP_CONFIG.retry
-  }
-}
-
-const optNum = (v: unknown): number | null => v === '' || v === null || v === undefined ? null : Number(v)
-
-function parseEvent (group: string, e: string): StoreEvent {
-  const body = e.slice(1)
-  switch (e[0]) {
-    case 'R': return { type: 'released', release: withReleaseDefaults(JSON.parse(body) as ReleaseRecord) }
-    case 'E': return { type: 'ended', summary: withSummaryDefaults(JSON.parse(body) as RoundSummary) }
-    case 'L': return { type: 'left', group, clientId: body }
-    default: return { type: 'kicked', group, clientId: body }
-  }
-}
-
-/** PROTOCOL 1.1 release fields the Lua scripts do not write yet. */
-function withReleaseDefaults (r: ReleaseRecord): ReleaseRecord {
-  return { ...r, attempt: r.attempt ?? 1, job: r.job ?? null, startAt: r.startAt ?? r.releasedAt }
-}
-
-/** PROTOCOL 1.1 summary fields the Lua scripts do not write yet. */
-function withSummaryDefaults (s: RoundSummary): RoundSummary {
-  const settled = new Set([...s.done, ...s.dropped])
-  return {
-    ...s,
-    attempt: s.attempt ?? 1,
-    job: s.job ?? null,
-    startAt: s.startAt ?? s.releasedAt,
-    stragglers: s.stragglers ?? s.participants.filter((id) => !settled.has(id)),
-    timing: s.timing ?? timingOf([]),
-    doneMs: s.doneMs ?? {}
-  }
-}
-
-/** The reply of lua-core.ts `reply()`. */
-function parseReply (group: string, raw: unknown): OpResult {
-  const a = raw as Array<string | number>
-  const state: GroupState = {
-    group,
-    phase: a[0] as Phase,
-    round: Number(a[1]),
-    paused: Number(a[2]) === 1,
-    need: Number(a[3]),
-    bossNeed: Number(a[4]),
-    online: Number(a[5]) + Number(a[6]),
-    onlineBoss: Number(a[6]),
-    ready: Number(a[7]) + Number(a[8]),
-    readyBoss: Number(a[8]),
-    participants: Number(a[9]),
-    done: Number(a[10]),
-    dropped: Number(a[11]),
-    releasedAt: optNum(a[12]),
-    updatedAt: Number(a[13]),
-    attempt: 1,
-    startAt: a[0] === 'EXECUTING' ? optNum(a[12]) : null,
-    nextTick: null,
-    missed: 0,
-    queued: 0
-  }
-  const resetUntil = optNum(a[14])
-  const deadline = optNum(a[15])
-  const result: OpResult = {
-    state,
-    timing: { wakeAt: resetUntil ?? deadline },
-    changed: Number(a[16]) === 1,
-    events: a.slice(21).map((e) => parseEvent(group, String(e))),
-    heartbeatMs: Number(a[17]),
-    now: Number(a[20])
-  }
-  if (Number(a[18]) === 1) result.duplicate = true
-  return result
-}
+/** Follow-up settles one store call may add when a script ran out of ticks (the next transition goes on). */
+const MAX_FOLLOW_UPS = 3
+const MAX_PRIORITY = 1e6
+/** Key lists kept per group name (made on every call otherwise); forgotten all at once beyond this many names. */
+const MAX_KEY_LISTS = 20000
 
 export class RedisStore implements Store {
   readonly redis: Redis
@@ -157,6 +59,9 @@ export class RedisStore implements Store {
   private readonly historyLimit: number
   private readonly maxTerminals: number
   private readonly maxGroups: number
+  private readonly maxQueuedJobs: number
+  private readonly ticks = new TickFeed()
+  private readonly keyLists = new Map<string, string[]>()
   private closed = false
 
   constructor (opts: RedisStoreOptions) {
@@ -164,6 +69,7 @@ export class RedisStore implements Store {
     this.historyLimit = Math.max(1000, opts.historyLimit ?? 1000)
     this.maxTerminals = opts.maxTerminalsPerGroup ?? 100000
     this.maxGroups = opts.maxGroups ?? 10000
+    this.maxQueuedJobs = opts.maxQueuedJobs ?? 10000
     this.redis = new Redis(opts.url, {
       lazyConnect: true,
       // fail at once while Redis is unreachable (answered `unavailable`), never queue and hang
@@ -214,13 +120,8 @@ export class RedisStore implements Store {
   async getGroup (group: string): Promise<GroupSnapshot | null> {
     const raw = await this.run('snapshot', group, []) as [unknown, string[], string] | null
     if (raw === null) return null
-    const result = parseReply(group, raw[0])
-    return {
-      config: decodeConfig(raw[1]),
-      state: result.state,
-      timing: result.timing,
-      release: raw[2] === '' ? null : withReleaseDefaults(JSON.parse(raw[2]) as ReleaseRecord)
-    }
+    const { state, timing } = this.complete(group, parseReply(group, raw[0]))
+    return { config: decodeConfig(raw[1]), state, timing, release: raw[2] === '' ? null : parseRelease(raw[2]) }
   }
 
   async putGroup (group: string, config: GroupConfig): Promise<OpResult> {
@@ -233,6 +134,7 @@ export class RedisStore implements Store {
 
   async deleteGroup (group: string): Promise<number | null> {
     if (this.closed) throw new RgError('unavailable', 'the store is closed')
+    this.ticks.forget(group)
     const last = await runScript(this.redis, DELETE, this.keys(group), [group])
     return last === null ? null : Number(last)
   }
@@ -266,23 +168,30 @@ export class RedisStore implements Store {
 
   async ctl (group: string, op: CtlOp): Promise<OpResult> {
     switch (op.op) {
-      case 'configure': return await this.configure(group, op.config)
+      case 'configure': return await this.op('configure', group, undefined, encodePatch(op.config))
       // pause and resume are the configuration's `paused`, one script for all three
-      case 'pause': return await this.configure(group, { paused: true })
-      case 'resume': return await this.configure(group, { paused: false })
+      case 'pause': return await this.op('configure', group, undefined, encodePatch({ paused: true }))
+      case 'resume': return await this.op('configure', group, undefined, encodePatch({ paused: false }))
       case 'kick': return await this.op('kick', group, undefined, [op.clientId])
-      case 'submit': case 'cancel':
-        throw new RgError('bad_request', 'jobs are not yet available in cluster mode')
+      case 'submit': return await this.submit(group, op.job)
+      case 'cancel': {
+        const res = await this.op('cancel', group, undefined, [checkJob(op.id)])
+        delete res.created
+        return res
+      }
       default: return await this.op(op.op, group, undefined, [])
     }
   }
 
-  private async configure (group: string, config: Partial<GroupConfig>): Promise<OpResult> {
-    const kv: string[] = []
-    for (const [k, v] of Object.entries(config)) {
-      if (v !== undefined && (CFG_ORDER as readonly string[]).includes(k)) kv.push(k, encodeField(k, v))
+  /** Submit a job (its id already chosen); the payload's canonical JSON is compared inside the script. */
+  private async submit (group: string, job: Extract<CtlOp, { op: 'submit' }>['job']): Promise<OpResult> {
+    if (job.id === undefined) throw new RgError('bad_request', 'a job needs its id')
+    const priority = job.priority ?? 0
+    if (!Number.isInteger(priority) || Math.abs(priority) > MAX_PRIORITY) {
+      throw new RgError('bad_request', `priority must be a whole number from -${MAX_PRIORITY} to ${MAX_PRIORITY}`)
     }
-    return await this.op('configure', group, undefined, kv)
+    const payload = job.payload ?? null
+    return await this.op('submit', group, undefined, [checkJob(job.id), canonical(payload), JSON.stringify(payload), String(priority)])
   }
 
   async tick (group: string): Promise<OpResult> {
@@ -308,28 +217,23 @@ export class RedisStore implements Store {
   }
 
   async rounds (group: string, query: RoundsQuery): Promise<RoundSummary[]> {
-    const raw = await this.run('rounds', group, [String(query.limit), query.before === undefined ? '' : String(query.before)]) as string[]
-    return raw.map((s) => withSummaryDefaults(JSON.parse(s) as RoundSummary))
+    const raw = await this.run('rounds', group, [String(query.limit), query.before === undefined ? '' : String(query.before), query.outcome ?? '']) as string[]
+    return raw.map(parseSummary)
   }
 
   async terminalRounds (group: string, clientId: string, limit: number): Promise<TerminalRound[]> {
-    const out: TerminalRound[] = []
-    for (const s of await this.rounds(group, { limit: 1000 })) {
-      if (out.length >= limit) break
-      if (!s.participants.includes(clientId)) continue
-      const ms = s.doneMs[clientId]
-      out.push({ round: s.round, attempt: s.attempt, outcome: s.outcome, startAt: s.startAt, doneMs: ms ?? null, ok: ms === undefined ? null : !s.failed.includes(clientId), dropped: s.dropped.includes(clientId) })
-    }
-    return out
+    const raw = await this.run('terminalRounds', group, [clientId, String(limit)]) as Array<Array<string | number>>
+    return raw.map(parseTerminalRound)
   }
 
-  async jobs (group: string, _query: JobsQuery): Promise<Job[]> {
-    await this.getGroup(group)
-    return []
+  async jobs (group: string, query: JobsQuery): Promise<Job[]> {
+    const raw = await this.run('jobs', group, [String(query.limit), query.state ?? '', query.before === undefined ? '' : checkJob(query.before)]) as string[]
+    return raw.map((j) => JSON.parse(j) as Job)
   }
 
-  async job (_group: string, _id: string): Promise<Job | null> {
-    return null
+  async job (group: string, id: string): Promise<Job | null> {
+    const raw = await this.run('job', group, [checkJob(id)]) as string | null
+    return raw === null ? null : JSON.parse(raw) as Job
   }
 
   // --- internals ----------------------------------------------------------------------------
@@ -340,22 +244,62 @@ export class RedisStore implements Store {
 
   /** Every key of a group, in the order lua-core.ts names them, then the registry. */
   keys (group: string): string[] {
-    return [...PARTS.map((p) => `${this.prefix}:{${group}}:${p}`), this.registry()]
+    let keys = this.keyLists.get(group)
+    if (keys === undefined) {
+      if (this.keyLists.size >= MAX_KEY_LISTS) this.keyLists.clear()
+      keys = [...PARTS.map((p) => `${this.prefix}:{${group}}:${p}`), this.registry()]
+      this.keyLists.set(group, keys)
+    }
+    return keys
   }
 
-  private async run (name: OpName, group: string, args: string[], create: string = '', cfg: string[] = NO_CFG, maxTerminals?: number): Promise<unknown> {
+  private async run (name: OpName, group: string, args: string[], create = '', cfg = NO_CFG, ticks = this.ticks.args(group), maxTerminals?: number): Promise<unknown> {
     if (this.closed) throw new RgError('unavailable', 'the store is closed')
+    // the engine's share of the terminals in all groups (TerminalOpOptions.maxTerminals) bounds the group's
     const maxT = Math.min(this.maxTerminals, maxTerminals ?? Infinity)
-    const argv = [group, String(maxT), String(this.historyLimit), create, ...cfg, ...args]
+    const argv = [group, String(maxT), String(this.historyLimit), create, String(this.maxQueuedJobs), ticks, cfg, ...args]
     return await runScript(this.redis, SCRIPTS[name], this.keys(group), argv)
   }
 
-  /** One transition: one script (which, when it creates the group, also registers it). */
+  /**
+   * One transition: one script (which, when it creates the group, also registers it). When it
+   * could not consume a scheduled tick for want of ticks (this process knew an older last tick or
+   * schedule, or the group is far behind) and one is due, a settle script follows at once with the
+   * ticks after the last tick it answered: each tick is still consumed inside one script.
+   */
   private async op (name: OpName, group: string, createWith: GroupConfig | undefined, args: string[], maxTerminals?: number): Promise<OpResult> {
     const create = createWith === undefined ? '' : String(this.maxGroups)
-    const raw = await this.run(name, group, args, create, createWith === undefined ? NO_CFG : encodeConfig(createWith), maxTerminals)
-    return parseReply(group, raw)
+    let reply = parseReply(group, await this.run(name, group, args, create, createWith === undefined ? NO_CFG : encodeConfig(createWith), this.ticks.args(group), maxTerminals))
+    let res = this.complete(group, reply)
+    for (let i = 0; i < MAX_FOLLOW_UPS && reply.tickGap; i++) {
+      const known = this.ticks.learn(group, reply.schedule, res.now)
+      if (!this.ticks.due(known, res.now)) break
+      const job = res.job?.id ?? ''
+      reply = parseReply(group, await this.run('settle', group, [job], '', NO_CFG, this.ticks.args(group, FOLLOW_UP_TICKS)))
+      const next = this.complete(group, reply)
+      next.events = [...res.events, ...next.events]
+      next.changed ||= res.changed
+      if (res.duplicate === true) next.duplicate = true
+      if (res.created !== undefined) next.created = res.created
+      if (next.job === undefined && res.job !== undefined) next.job = res.job
+      res = next
+    }
+    return res
   }
+
+  /** Fill in what derives from the schedule: state.nextTick, timing.wakeAt. */
+  private complete (group: string, reply: Reply): OpResult {
+    const res = reply.result
+    const known = this.ticks.learn(group, reply.schedule, res.now)
+    res.state.nextTick = this.ticks.nextTick(known)
+    res.timing = { wakeAt: this.ticks.wakeAt(known, res.now, reply.wake) }
+    return res
+  }
+}
+
+function checkJob (id: string): string {
+  if (!JOB_ID.test(id)) throw new RgError('bad_request', 'a job id is 1 to 128 of A-Z a-z 0-9 _ . : -')
+  return id
 }
 
 function terminalArgs (clientId: string, input: HeartbeatInput): string[] {

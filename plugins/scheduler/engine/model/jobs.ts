@@ -139,9 +139,10 @@ export class Jobs {
   }
 }
 
+/** The job as shown: a copy, so an event keeps the job as it was when it happened. */
 export function publicJob (j: StoredJob): Job {
   const { seq: _seq, ...job } = j
-  return job
+  return { ...job, rounds: [...job.rounds] }
 }
 
 /** JSON with sorted keys: two payloads are the same job when they are the same JSON value. */
