@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { LocalBus, MemoryStore, type Bus, type Store } from '../plugins/scheduler/index.js'
 import { clusterParts } from './cluster.js'
-import type { Settings } from './config.js'
+import type { Settings } from './settings.js'
 
 // the package is CommonJS: its default import is module.exports, the factory (its typings say
 // otherwise under NodeNext)

@@ -10,7 +10,8 @@ import type { Duplex } from 'node:stream'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import { createWebSocketStream, WebSocketServer } from 'ws'
-import { ConfigError, tlsPortOf, wssPortOf, type Settings } from './config.js'
+import { ConfigError, tlsPortOf, wssPortOf } from './config.js'
+import type { Settings } from './settings.js'
 import { readTlsFiles } from './security.js'
 
 export interface MqttPorts { mqtt: number, tls: number, ws: number, wss: number }

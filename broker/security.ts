@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AuthRequest, Authorize } from '../gateway/index.js'
 import { AuthService, PasswdError, TokenError, httpAuthorizer, publicKeyFile, secretKey, type TokenKey } from '../plugins/auth/index.js'
-import { ConfigError, authOn, isLoopback, type Settings } from './config.js'
+import { ConfigError, authOn, isLoopback } from './config.js'
+import type { Settings } from './settings.js'
 
 /** The login key of a cluster: made once, shared by every broker through Redis. */
 async function sharedLoginKey (redis: Redis): Promise<Uint8Array> {

@@ -8,7 +8,7 @@ import { copyFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import t from 'tap'
-import type { Settings } from '../broker/config.js'
+import type { Settings } from '../broker/settings.js'
 import { type Browser, launch, ROOT, snap, type Watched } from './helpers/browser.js'
 import { freePort, send, startBroker, terminal, type TestBroker, waitFor } from './helpers/broker.js'
 

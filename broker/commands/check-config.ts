@@ -3,7 +3,8 @@
 // and every declared group with the defaults filled in. Exit status 1 with every problem named.
 import type { Command } from 'commander'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig, publicConfig } from '../../plugins/scheduler/index.js'
-import { checkSettings, type Settings } from '../config.js'
+import { checkSettings } from '../config.js'
+import type { Settings } from '../settings.js'
 
 /** Names of settings whose values are secrets, whatever adds them later. */
 const SECRET = /secret|password|token|passphrase/i

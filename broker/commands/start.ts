@@ -3,7 +3,8 @@
 // table of broker/config.ts (each also as ROUNDGATE_<FLAG>); commander shows them in --help and
 // reads them, config.ts turns them into settings.
 import { type Command, Option } from 'commander'
-import { ConfigError, envName, FLAGS, settingsFrom, type CommandLine } from '../config.js'
+import { ConfigError, envName, settingsFrom, type CommandLine } from '../config.js'
+import { FLAGS } from '../settings.js'
 
 export function register (program: Command): void {
   const cmd = program.command('start')

@@ -3,7 +3,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { freePort } from './wait.js'
 import { pino } from 'pino'
-import { DEFAULT_SETTINGS, type Settings } from '../../broker/config.js'
+import { DEFAULT_SETTINGS, type Settings } from '../../broker/settings.js'
 import { startServer, type RunningServer } from '../../broker/server.js'
 
 export { freePort, sleep, waitFor, within } from './wait.js'

@@ -3,7 +3,7 @@ import type { MqttClient } from 'mqtt'
 import type { Test } from 'tap'
 import type { GroupConfig } from '../../plugins/scheduler/index.js'
 import { Inbox, connect, send, sleep, startBroker, terminal, waitFor, type Received, type TestBroker } from './broker.js'
-import type { Settings } from '../../broker/config.js'
+import type { Settings } from '../../broker/settings.js'
 
 export interface Term {
   id: string
