@@ -1,82 +1,24 @@
 // Cluster mode on real processes: 3 roundgate processes (`node bin/roundgate.js start --redis ...`)
 // on a private redis-server, terminals over MQTT and HTTP spread across them (issue 4).
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createConnection } from 'node:net'
 import mqttPacket from 'mqtt-packet'
-import { fileURLToPath } from 'node:url'
 import type { MqttClient } from 'mqtt'
 import t, { type Test } from 'tap'
-import { connect, freePort, Inbox, send, sleep, terminal, waitFor, type Received } from './helpers/broker.js'
+import { connect, Inbox, send, sleep, terminal, waitFor, type Received } from './helpers/broker.js'
+import { http, startProcess, type RgProcess } from './helpers/cluster-node.js'
 import { startRedis, type TestRedis } from './helpers/redis-server.js'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-
-interface Node {
-  proc: ChildProcess
-  mqtt: string
-  base: string
-  log: string[]
-  kill: () => Promise<void>
-  stop: () => Promise<number | null>
-}
-
-async function startNode (redis: TestRedis): Promise<Node> {
-  const [mqttPort, httpPort] = [await freePort(), await freePort()]
-  const proc = spawn(process.execPath, ['bin/roundgate.js', 'start', '--redis', redis.url, '--host', '127.0.0.1',
-    '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--ws-port', '0', '--log-level', 'info'],
-  { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  const log: string[] = []
-  let readyLine = false
-  proc.stdout?.on('data', (d: Buffer) => {
-    for (const line of d.toString().split('\n')) {
-      if (line === '') continue
-      log.push(line)
-      if (line.includes('"roundgate ready"')) readyLine = true
-    }
-  })
-  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  await waitFor(() => readyLine || proc.exitCode !== null, 15000, 'roundgate ready')
-  if (proc.exitCode !== null) throw new Error(`roundgate exited: ${log.join('\n')}`)
-  return {
-    proc,
-    mqtt: `mqtt://127.0.0.1:${mqttPort}`,
-    base: `http://127.0.0.1:${httpPort}`,
-    log,
-    kill: async () => { if (proc.exitCode === null) { proc.kill('SIGKILL'); await exited } },
-    stop: async () => {
-      if (proc.exitCode !== null) return proc.exitCode
-      proc.kill('SIGTERM')
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10000)
-      const code = await exited
-      clearTimeout(timer)
-      return code
-    }
-  }
-}
-
-async function http (method: string, url: string, body?: unknown): Promise<{ status: number, json: any, headers: Headers }> {
-  const res = await fetch(url, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(20000)
-  })
-  const text = await res.text()
-  return { status: res.status, json: text === '' ? null : JSON.parse(text), headers: res.headers }
-}
-
 /** A cluster: redis-server + n processes, all stopped at teardown. */
-async function cluster (t: Test, n: number, persist = false): Promise<{ redis: TestRedis, nodes: Node[] }> {
+async function cluster (t: Test, n: number, persist = false): Promise<{ redis: TestRedis, nodes: RgProcess[] }> {
   const redis = await startRedis({ persist })
-  const nodes: Node[] = []
+  const nodes: RgProcess[] = []
   t.teardown(async () => {
     for (const c of clients) c.end(true)
     clients.length = 0
     for (const node of nodes) await node.stop()
     await redis.stop()
   })
-  for (let i = 0; i < n; i++) nodes.push(await startNode(redis))
+  for (let i = 0; i < n; i++) nodes.push(await startProcess({ redis: redis.url }))
   return { redis, nodes }
 }
 

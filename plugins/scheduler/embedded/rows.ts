@@ -5,22 +5,14 @@
 import { z } from 'zod'
 import { DEFAULT_GROUP_CONFIG, mergeConfig, parsePartialConfig } from '../engine/group-config.js'
 import type { GroupConfig, Phase, ReleaseRecord, Role, RoundSummary } from '../engine/types.js'
+import type { Scalars } from '../engine/model/durable.js'
+import type { StoredJob } from '../engine/model/jobs.js'
 import { StoreFileError, type Db } from './db.js'
 
 const PHASES: readonly string[] = ['WAITING', 'EXECUTING', 'RESET']
 
 /** A group's durable scalars, as the groups table holds them. */
-export interface ScalarsRow {
-  phase: Phase
-  round: number
-  releasedAt: number | null
-  resetUntil: number | null
-  lastTick: number
-  evalTick: number
-  missed: number
-  retry: { attempt: number, at: number, job: string | null } | null
-  updatedAt: number
-}
+export type ScalarsRow = Scalars
 
 export interface TerminalRow {
   id: string
@@ -36,19 +28,8 @@ export interface DoneRow {
   at: number
 }
 
-export interface JobRow {
-  id: string
-  seq: number
-  payload: unknown
-  priority: number
-  state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
-  submittedAt: number
-  startedAt: number | null
-  endedAt: number | null
-  attempts: number
-  rounds: number[]
-  result: RoundSummary | null
-}
+/** A job as the jobs table holds it (the group is the row's key). */
+export type JobRow = Omit<StoredJob, 'group'>
 
 // --- checks ---------------------------------------------------------------------------------------
 
