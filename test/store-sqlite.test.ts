@@ -104,3 +104,64 @@ void t.test(`sqlite: memory equals the file after ${STEPS} random transitions (s
   t.ok(seen.rounds >= 5 && seen.timeouts + seen.retries + seen.jobRounds > 0, 'rounds ran, some timed out, retried or ran a job')
   t.ok(compared >= STEPS / 7, 'compared all along')
 })
+
+void t.test('a release leaves its participants\' rows to the round\'s end: restarts mid-round and after read them as memory holds them', async (t) => {
+  // The deciding transition writes the release record only (not 10,000 terminal rows): the rows
+  // of the terminals it took keep their ready ticket until the round ends. This run goes through
+  // what could make those rows lie — a participant ready again during its round, one that left
+  // and came back ready, a restart mid-round and one after — on the SQLite store reopened at each
+  // step, and on a memory-only store beside it: the same releases, the same terminals.
+  const dir = await mkdtemp(join(tmpdir(), 'rg-taken-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const clock = 1_800_000_000_000
+  const cfg = mergeConfig(DEFAULT_GROUP_CONFIG, { need: 3, minOnlineRatio: 0, resetMs: 0, dropTolerance: 1, selection: 'fair', offlineAfterMs: 3600000 })
+  const memory = new MemoryStore({ dataDir: null, now: () => clock })
+  let file = new MemoryStore({ dataDir: dir, now: () => clock })
+  await memory.open()
+  await file.open()
+  const both = async (op: (s: Store) => Promise<unknown>): Promise<Array<{ participants: string[] } | null>> => {
+    const out: Array<{ participants: string[] } | null> = []
+    for (const s of [memory, file]) {
+      const res = await op(s) as { events?: Array<{ type: string, release?: { participants: string[] } }> }
+      out.push(res?.events?.find((e) => e.type === 'released')?.release ?? null)
+    }
+    return out
+  }
+  const view = async (s: Store): Promise<unknown> => ({
+    state: { ...(await s.getGroup('g'))?.state, updatedAt: 0 },
+    terminals: (await s.terminals('g')).map((v) => ({ id: v.clientId, ready: v.ready, participating: v.participating })).sort((a, b) => a.id.localeCompare(b.id))
+  })
+  const restart = async (when: string): Promise<void> => {
+    await file.close()
+    file = new MemoryStore({ dataDir: dir, now: () => clock })
+    await file.open()
+    t.strictSame(await view(file), await view(memory), `after a restart ${when}, the file holds what memory holds`)
+  }
+  await both(async (s) => await s.putGroup('g', cfg))
+  for (const id of ['t1', 't2', 't3', 't4']) await both(async (s) => await s.heartbeat('g', id, {}))
+  for (const id of ['t1', 't2']) await both(async (s) => await s.ready('g', id, {}))
+  const [r1] = await both(async (s) => await s.ready('g', 't3', {}))
+  t.strictSame(r1?.participants, ['t1', 't2', 't3'], 'round 1 takes t1, t2, t3')
+  await both(async (s) => await s.done('g', 't1', { round: 1 }))
+  await both(async (s) => await s.ready('g', 't1', {})) // ready again during its round
+  await both(async (s) => await s.leave('g', 't2')) // dropped (tolerated), then back and ready
+  await both(async (s) => await s.ready('g', 't2', {}))
+  await restart('mid-round')
+  const terms = (await view(file) as { terminals: Array<{ id: string, ready: boolean }> }).terminals
+  t.strictSame(terms.filter((x) => x.ready).map((x) => x.id), ['t1', 't2'], 'ready: t1 (again after its done) and t2 (back after leaving); t3, taken by the release, is not')
+  await restart('mid-round, twice') // tickets handed out after the first restart stay above the release's
+  await both(async (s) => await s.ctl('g', { op: 'pause' })) // four ready before the next release
+  await both(async (s) => await s.done('g', 't3', { round: 1 }))
+  await restart('after the round ended')
+  await both(async (s) => await s.ready('g', 't3', {}))
+  await both(async (s) => await s.ready('g', 't4', {}))
+  await restart('with four ready')
+  const [r2m, r2f] = await both(async (s) => await s.ctl('g', { op: 'resume' }))
+  // fair: the fewest rounds taken part in first: t4 and the t2 that came back (new: round 0), then
+  // of t1 and t3 (both round 1) the one ready first
+  t.strictSame(r2m?.participants, ['t2', 't4', 't1'], 'round 2 by fair selection, in memory')
+  t.strictSame(r2f?.participants, r2m?.participants, 'the same round 2 from the file reopened')
+  await restart('in round 2')
+  await memory.close()
+  await file.close()
+})

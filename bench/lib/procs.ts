@@ -113,7 +113,8 @@ export async function startRoundgate (o: RoundgateOptions = {}): Promise<Broker>
   if (o.probe !== undefined) tools.push('--import', join(ROOT, 'dist/bench/tools/probe.js'))
   if (o.heapFile !== undefined) tools.push('--expose-gc', '--import', join(ROOT, 'dist/bench/tools/heap.js'))
   const args = [...nodeArgs(), ...tools, join(ROOT, 'bin/roundgate.js'), 'start', '--host', '127.0.0.1', '--mqtt-port', String(mqttPort),
-    '--http-port', String(httpPort), '--ws-port', '0', '--data-dir', o.dataDir ?? '', '--log-level', 'warn', '--config', cfg]
+    '--http-port', String(httpPort), '--ws-port', '0', '--data-dir', o.dataDir ?? '', '--log-level', 'warn', '--config', cfg,
+    '--stop-grace-ms', '0'] // the bench ends mid-round: stop at once (and let --cpu-prof write its profile)
   if (o.redis !== undefined) args.push('--redis', o.redis)
   const env: Record<string, string | undefined> = { ...process.env, ...o.env }
   if (o.probe !== undefined) Object.assign(env, { BENCH_PROBE_MATCH: o.probe.match, BENCH_PROBE_TOPIC: o.probe.topic, BENCH_PROBE_FILE: o.probe.file })

@@ -189,7 +189,7 @@ function writeGroup (rows: Rows, history: SqlHistory, file: StateFile, g: AnyGro
   rows.scalars(g.name, s)
   for (const t of g.terminals) rows.putTerminal.run(g.name, t.id, t.role, t.readySeq, t.lastRound)
   if (file.clean && s.phase === 'EXECUTING' && release !== null) {
-    rows.putRelease.run(g.name, release.round, JSON.stringify(release))
+    rows.putRelease.run(g.name, release.round, JSON.stringify(release), 0) // the imported terminal rows are up to date
     g.done.forEach(([id, d], i) => rows.putDone.run(g.name, release.round, id, i + 1, d.ok ? 1 : 0,
       d.result === undefined ? null : JSON.stringify(d.result), d.at ?? now))
     g.dropped.forEach((id, i) => rows.putDropped.run(g.name, release.round, id, i + 1))

@@ -43,21 +43,8 @@ export function loadGroups (db: Db, limits: ModelLimits, now: number, only?: str
     return m
   }
 
-  const terminals = new Map<GroupModel, Terminal[]>()
-  for (const r of by('terminals', 'grp', 'grp, id')) {
-    const m = group('terminals', r)
-    const t = terminalFrom(m.name, r)
-    let list = terminals.get(m)
-    if (list === undefined) terminals.set(m, list = [])
-    list.push({ ...t, lastSeen: lastSeen?.(m.name, t.id) ?? now, load: null, meta: null })
-  }
-  for (const [m, list] of terminals) {
-    // oldest first: the online map is kept in lastSeen order, so eviction stops early
-    list.sort((a, b) => a.lastSeen - b.lastSeen)
-    for (const t of list) m.terminals.restore(t)
-    m.terminals.restoreReady()
-  }
-
+  // the round each group executes: its release first, for the terminal rows it makes out of date
+  const takenSeq = new Map<GroupModel, number>()
   for (const r of by('releases', 'grp', 'grp')) {
     const m = group('releases', r)
     const w = new Where('releases', JSON.stringify(m.name))
@@ -65,7 +52,25 @@ export function loadGroups (db: Db, limits: ModelLimits, now: number, only?: str
     if (rec.group !== m.name || rec.round !== r.round) w.fail('record', `holds round ${rec.round} of group ${JSON.stringify(rec.group)}`)
     if (m.phase !== 'EXECUTING' || m.round !== rec.round) w.fail('record', `a release of round ${rec.round}, but the group is ${m.phase} at round ${m.round}`)
     m.current = new Round(rec)
+    takenSeq.set(m, w.int('taken_seq', r.taken_seq))
   }
+  const terminals = new Map<GroupModel, Terminal[]>()
+  for (const r of by('terminals', 'grp', 'grp, id')) {
+    const m = group('terminals', r)
+    const t = terminalFrom(m.name, r)
+    let list = terminals.get(m)
+    if (list === undefined) terminals.set(m, list = [])
+    list.push({ ...repairTaken(m, takenSeq.get(m) ?? 0, t), lastSeen: lastSeen?.(m.name, t.id) ?? now, load: null, meta: null })
+  }
+  for (const [m, list] of terminals) {
+    // oldest first: the online map is kept in lastSeen order, so eviction stops early
+    list.sort((a, b) => a.lastSeen - b.lastSeen)
+    for (const t of list) m.terminals.restore(t)
+    m.terminals.restoreReady()
+  }
+  // tickets handed out after the release are above every ticket it took, also after this start
+  for (const [m, seq] of takenSeq) m.terminals.seq = Math.max(m.terminals.seq, seq)
+
   for (const m of groups.values()) {
     if (m.phase === 'EXECUTING' && m.current === null) new Where('groups', JSON.stringify(m.name)).fail('phase', `EXECUTING round ${m.round} without its release`)
   }
@@ -98,6 +103,17 @@ export function loadGroups (db: Db, limits: ModelLimits, now: number, only?: str
     tombstones.set(w.text('name', r.name), w.int('round', r.round))
   }
   return { groups, tombstones }
+}
+
+/**
+ * A participant's row as the release left it: the release took it out of ready and into the round
+ * without rewriting its row (persist.ts), so a row still holding a ticket the release took (at
+ * most `taken`) is read as the release made it. A row written since holds the model's own values.
+ */
+function repairTaken<T extends { id: string, readySeq: number, lastRound: number }> (m: GroupModel, taken: number, t: T): T {
+  const cur = m.current
+  if (cur === null || t.readySeq === 0 || t.readySeq > taken || !cur.participants.has(t.id)) return t
+  return { ...t, readySeq: 0, lastRound: cur.round }
 }
 
 function show (v: unknown): string {

@@ -56,8 +56,10 @@ export class Persister {
       else rows.putTerminal.run(name, id, t.role, t.readySeq, t.lastRound)
     }
     if (c.ended !== null) {
-      // the round's summary holds its done reports and drops: the rows of the round go
+      // the round's summary holds its done reports and drops: the rows of the round go, once the
+      // rows of the terminals it took are brought up to date from its release
       this.history.append(c.ended)
+      rows.settleTaken.run({ g: name })
       rows.clearRound.run(name)
     } else if (m.current !== null) {
       const r = m.current
@@ -69,9 +71,10 @@ export class Persister {
     }
     if (c.release !== null) {
       const rec = c.release
-      rows.putRelease.run(name, rec.round, JSON.stringify(rec))
-      // the released terminals left ready and took part: one statement for all of them
-      rows.takeTerminals.run(rec.round, name, JSON.stringify(rec.participants))
+      // The released terminals left ready and took part, but their rows are not rewritten here
+      // (10,000 updates would hold the first release back): the release row says who they are and
+      // which tickets it took; the load (repairTaken) and the round's end (settleTaken) apply it.
+      rows.putRelease.run(name, rec.round, JSON.stringify(rec), m.terminals.seq)
     }
     for (const id of m.jobs.dirty) {
       const j = m.jobs.get(id)

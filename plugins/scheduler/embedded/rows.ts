@@ -210,7 +210,7 @@ export class Rows {
   readonly dropTombstone
   readonly putTerminal
   readonly dropTerminal
-  readonly takeTerminals
+  readonly settleTaken
   readonly putRelease
   readonly putDone
   readonly putDropped
@@ -232,9 +232,15 @@ export class Rows {
     this.putTerminal = db.prepare(`INSERT INTO terminals (grp, id, role, ready_seq, last_round) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (grp, id) DO UPDATE SET role = excluded.role, ready_seq = excluded.ready_seq, last_round = excluded.last_round`)
     this.dropTerminal = db.prepare('DELETE FROM terminals WHERE grp = ? AND id = ?')
-    // a release takes its participants out of ready and records their round: one statement
-    this.takeTerminals = db.prepare('UPDATE terminals SET ready_seq = 0, last_round = ? WHERE grp = ? AND id IN (SELECT value FROM json_each(?))')
-    this.putRelease = db.prepare('INSERT INTO releases (grp, round, record) VALUES (?, ?, ?) ON CONFLICT (grp) DO UPDATE SET round = excluded.round, record = excluded.record')
+    // At a round's end, before its release row goes: the participants' rows that still hold the
+    // ticket the release took (written by nobody since) leave ready and record the round. A row
+    // written since the release holds the model's own values (ticket 0, or a newer one than
+    // taken_seq) and is left alone. One statement; see `repairTaken` in load.ts for the same rule.
+    this.settleTaken = db.prepare(`UPDATE terminals SET ready_seq = 0, last_round = (SELECT round FROM releases WHERE grp = @g)
+      WHERE grp = @g AND ready_seq > 0 AND ready_seq <= (SELECT taken_seq FROM releases WHERE grp = @g)
+        AND id IN (SELECT value FROM json_each((SELECT record FROM releases WHERE grp = @g), '$.participants'))`)
+    this.putRelease = db.prepare(`INSERT INTO releases (grp, round, record, taken_seq) VALUES (?, ?, ?, ?)
+      ON CONFLICT (grp) DO UPDATE SET round = excluded.round, record = excluded.record, taken_seq = excluded.taken_seq`)
     // seq: the report's place in arrival order (the caller counts; a count(*) here would be O(n) each)
     this.putDone = db.prepare('INSERT OR REPLACE INTO done (grp, round, id, seq, ok, result, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.putDropped = db.prepare('INSERT OR IGNORE INTO dropped (grp, round, id, seq) VALUES (?, ?, ?, ?)')

@@ -11,7 +11,8 @@
 //   tombstones      deleted groups → their last round (a group created again goes on from there)
 //   terminals       the online terminals' durable fields (role, ready ticket, last round);
 //                   lastSeen, load and meta are heartbeat data and live in memory only
-//   releases        the release record of the round each group executes now (JSON, written once)
+//   releases        the release record of the round each group executes now (JSON, written once),
+//                   and the last ready ticket handed out when it was released (taken_seq, below)
 //   done            the done reports of the executing round, in arrival order
 //   dropped         the participants the executing round lost, in order
 //   history         one round summary per ended round (JSON), queried by round, outcome and age
@@ -110,6 +111,12 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX jobs_queue ON jobs (grp, priority DESC, seq) WHERE state = 'queued';
   CREATE INDEX jobs_by_seq ON jobs (grp, seq);
+  `,
+  // 2: a release no longer rewrites its participants' terminal rows in the deciding transaction
+  // (10,000 row updates before the first release could leave): the rows of terminals it took keep
+  // their ready ticket until the round ends, and taken_seq tells which tickets the release took
+  // (a participant's ticket at most taken_seq). Rows written before this version are up to date.
+  `
+  ALTER TABLE releases ADD COLUMN taken_seq INTEGER NOT NULL DEFAULT 0 CHECK (taken_seq >= 0);
   `
 ]
-
