@@ -16,8 +16,13 @@ import { TimerWheel, type WheelEntry } from './wheel.js'
 
 export const DEFAULT_WAIT_S = 30
 export const MAX_WAIT_S = 120
-/** answers written per event-loop turn during a fan-out, so other work (the MQTT door) interleaves */
-const FANOUT_BATCH = 512
+/**
+ * Answers written per event-loop turn during a fan-out: other work (the MQTT door) interleaves, and
+ * uWS gets its loop back often. Measured with `npm run bench -- release --n 3000 --door http`
+ * (last, median of 5 rounds; node:http rival 77–113 ms in the same runs): all in one turn 363 ms,
+ * 512 per turn 148 ms, 200: 79 ms, 128: 123 ms, 64: 88 ms, 32: 95 ms (docs/benchmarks.md).
+ */
+const FANOUT_BATCH = 64
 
 interface Waiter extends WheelEntry {
   readonly group: string
@@ -190,38 +195,38 @@ export class LongPolls {
   }
 
   /**
-   * The engine released a round: take its waiting participants off the maps at once (from
-   * whichever side is smaller), then answer them, FANOUT_BATCH per event-loop turn.
+   * The engine released a round: answer its waiting participants, FANOUT_BATCH per event-loop
+   * turn, each taken off the maps just before its answer (so the first answer leaves at once, not
+   * after every waiter was detached). The waiters are listed from whichever side is smaller; one
+   * that went meanwhile (aborted, expired, superseded, kicked) is no longer attached and skipped.
    */
   private wake (rel: ActiveRelease): void {
     const m = this.byGroup.get(rel.group)
     if (m === undefined) return
     const t0 = process.hrtime.bigint()
-    const due: Waiter[] = []
-    const take = (w: Waiter): void => {
-      if (rel.round <= w.after || !rel.has(w.clientId)) return
-      this.detach(w)
-      due.push(w)
-    }
+    const list: Waiter[] = []
     if (m.size <= rel.size) {
-      for (const w of [...m.values()]) take(w)
+      for (const w of m.values()) list.push(w)
     } else {
       for (const id of rel.ids()) {
         const w = m.get(id)
-        if (w !== undefined) take(w)
+        if (w !== undefined) list.push(w)
       }
     }
-    if (due.length === 0) return
     let delivered = 0
     let i = 0
     const batch = (): void => {
-      const end = Math.min(due.length, i + FANOUT_BATCH)
+      const end = Math.min(list.length, i + FANOUT_BATCH)
       for (; i < end; i++) {
-        const w = due[i]
+        const w = list[i]
+        if (!w.attached || rel.round <= w.after) continue
         const body = rel.encodeParts(w.clientId)
-        if (body !== null && w.ex.send(200, body)) delivered++
+        if (body === null) continue // waiting in the group, not a participant
+        this.detach(w)
+        if (w.ex.send(200, body)) delivered++
       }
-      if (i < due.length) { setImmediate(batch); return }
+      if (i < list.length) { setImmediate(batch); return }
+      if (delivered === 0) return
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       this.observer?.fanout('http', rel.group, rel.round, seconds, delivered)
     }
