@@ -46,6 +46,36 @@ export default tseslint.config(
       'no-restricted-syntax': 'off'
     }
   },
+  // The layers (docs/architecture.md): imports point down only. Nothing imports broker/ (the
+  // program's top); code outside plugins/scheduler/ enters it through its index.ts only. The one
+  // exception is the SQLite file's white-box test, which opens the embedded store's own modules.
+  {
+    files: ['plugins/**/*.ts', 'gateway/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'dashboard/**/*.ts'],
+    ignores: ['plugins/scheduler/**', 'test/sqlite-file.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/plugins/scheduler/*/**', '../scheduler/*/**', './scheduler/*/**'], message: 'outside the scheduler, import plugins/scheduler/index.js only' }]
+      }]
+    }
+  },
+  {
+    files: ['plugins/**/*.ts', 'gateway/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['**/broker/**'], message: 'broker/ is the top of the program: nothing below imports it' },
+          { group: ['**/plugins/scheduler/*/**', '../scheduler/*/**', './scheduler/*/**'], message: 'outside the scheduler, import plugins/scheduler/index.js only' }
+        ]
+      }]
+    },
+    ignores: ['plugins/scheduler/**']
+  },
+  {
+    files: ['plugins/scheduler/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/broker/**', '**/gateway/**'], message: 'the scheduler imports neither broker/ nor gateway/' }] }]
+    }
+  },
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked
