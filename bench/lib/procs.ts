@@ -100,13 +100,18 @@ export interface RoundgateOptions {
   /** load bench/tools/heap.ts (and --expose-gc): SIGUSR2 appends the heap after GC to this file */
   heapFile?: string
   env?: Record<string, string>
+  /** more server settings for the configuration file */
+  settings?: Record<string, unknown>
 }
 
 /** roundgate as an operator starts it: bin/roundgate.js start, in-memory store unless a data dir is given. */
 export async function startRoundgate (o: RoundgateOptions = {}): Promise<Broker> {
   const dir = tempDir()
   const cfg = join(dir, 'roundgate.json')
-  writeFileSync(cfg, JSON.stringify({ groups: o.groups ?? {}, maxMessageBytes: 65536 }))
+  // rateClientPerS: the generators send as fast as they are answered (a heartbeat flood is 60+ a
+  // second per terminal, a real one sends one per heartbeatMs): the default 50/s per clientId would
+  // refuse part of the load, and the bench would measure refusals. The limiter still runs.
+  writeFileSync(cfg, JSON.stringify({ groups: o.groups ?? {}, maxMessageBytes: 65536, rateClientPerS: 1000000, ...o.settings }))
   const mqttPort = await freePort()
   const httpPort = o.http === false ? 0 : await freePort()
   const tools: string[] = []

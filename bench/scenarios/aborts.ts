@@ -33,10 +33,10 @@ export async function aborts (o: Options): Promise<ScenarioResult> {
   try {
     rg = await startRoundgate({ heapFile, groups: { ab: { need: 1, paused: true, offlineAfterMs: 600000 } } })
     const b = rg
-    let next = 0
     const batch = async (): Promise<void> => {
-      const batchIds = ids('a', BATCH, next)
-      next += BATCH
+      // the same 2,000 clientIds every batch: a poll registers its terminal (online until
+      // offlineAfterMs), so new ids would grow the group, not measure the polls
+      const batchIds = ids('a', BATCH, 0)
       const shares = fleet.deal(batchIds)
       await fleet.each('open', (_g, i) => ({ port: b.httpPort, ids: shares[i] }), 'http.open')
       await fleet.each('park', (_g, i) => ({ group: 'ab', ids: shares[i], ready: false, after: 0, wait: 120 }), 'http.park')
