@@ -93,10 +93,11 @@ export async function openMqttListeners (o: ListenerOptions): Promise<MqttListen
   }
   try {
     if (settings.mqttPort !== 0) {
-      // TCP_NODELAY: the broker often writes two small packets in a row to one client (a ctl/result
-      // or an error, then the PUBACK of what caused it); with Nagle the second waits for the
-      // client's delayed ACK, ~40 ms per exchange
-      const s = createNetServer({ noDelay: true }, handleSocket)
+      // Nagle stays on, as in aedes and Mosquitto: plain pub/sub coalesces small writes (listener-
+      // wide TCP_NODELAY cost it 15-20 %, `npm run bench -- overhead`). The scheduler turns it off
+      // on a socket it answers or releases to (plugins/scheduler/mqtt), where a second small write
+      // would otherwise wait for the client's delayed ACK, ~40 ms per exchange.
+      const s = createNetServer(handleSocket)
       servers.push(s)
       ports.mqtt = await listen(s, settings.mqttPort, host)
     }
@@ -104,7 +105,7 @@ export async function openMqttListeners (o: ListenerOptions): Promise<MqttListen
     const wssPort = wssPortOf(settings)
     const material = settings.tlsCert !== null && settings.tlsKey !== null ? readTlsFiles(settings.tlsCert, settings.tlsKey) : null
     if (tlsPort !== 0 && material !== null) {
-      const s = createTlsServer({ ...material, noDelay: true }, handleSocket)
+      const s = createTlsServer(material, handleSocket)
       servers.push(s)
       secure.push(s)
       ports.tls = await listen(s, tlsPort, host)

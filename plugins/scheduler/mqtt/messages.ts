@@ -5,7 +5,7 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { RgError, toRgError } from '../../errors.js'
-import { willOwnerId } from '../../internals.js'
+import { noDelay, willOwnerId } from '../../internals.js'
 import type { Engine } from '../engine/engine.js'
 import { grantedQos } from './fanout.js'
 import type { DoorObserver } from './observer.js'
@@ -119,6 +119,9 @@ export class SchedulerMessages {
     if (client === null || !client.connected) return
     const qos = grantedQos(client, topic)
     if (qos < 0) return
+    // the PUBACK of what caused this answer follows it: without TCP_NODELAY it would wait for the
+    // client's delayed ACK of this one (~40 ms)
+    noDelay(client)
     client.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: qos as 0 | 1, retain: false, dup: false }, (err) => {
       if (err != null) this.log.debug({ err, topic }, 'answer not delivered')
     })
