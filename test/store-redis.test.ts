@@ -253,6 +253,22 @@ void t.test('redis: maxGroups refuses auto-created groups beyond the limit', asy
   t.equal(await s.getGroup('c'), null)
 })
 
+void t.test('redis: a terminal op recreates a group another process deleted, from its tombstone', async (t) => {
+  // a process that has seen the group sends no creation config with its heartbeats; when the
+  // group is gone it must still create it again (autoCreateGroups), going on from the last round
+  const [a, b] = await stores(2, prefix())
+  t.teardown(async () => { await a.close(); await b.close() })
+  const create = { createWith: cfg({ need: 1, resetMs: 0 }) }
+  t.equal((await a.ready('g', 'x', {}, create)).state.round, 1, 'created by a, released round 1')
+  await a.done('g', 'x', { round: 1 })
+  await a.heartbeat('g', 'x', {}, create)
+  t.equal(await b.deleteGroup('g'), 1, 'b deletes it at round 1')
+  const again = await a.ready('g', 'x', {}, create)
+  t.equal(again.state.round, 2, 'a\'s next ready creates it again and releases round 2, not round 1 again')
+  t.strictSame(await a.listGroups(), ['g'], 'listed again')
+  await t.rejects(b.heartbeat('h', 'x', {}), { code: 'unknown_group' }, 'without a creation config an unknown group is refused')
+})
+
 void t.test('redis: maxGroups is checked inside the create script: concurrent creates never exceed it', async (t) => {
   const all = await stores(3, prefix(), { maxGroups: 3 })
   t.teardown(async () => { for (const s of all) await s.close() })

@@ -62,6 +62,8 @@ export class RedisStore implements Store {
   private readonly maxQueuedJobs: number
   private readonly ticks = new TickFeed()
   private readonly keyLists = new Map<string, string[]>()
+  /** groups this process has seen exist (a terminal op then sends no creation config) */
+  private readonly existing = new Set<string>()
   private closed = false
 
   constructor (opts: RedisStoreOptions) {
@@ -135,6 +137,7 @@ export class RedisStore implements Store {
   async deleteGroup (group: string): Promise<number | null> {
     if (this.closed) throw new RgError('unavailable', 'the store is closed')
     this.ticks.forget(group)
+    this.existing.delete(group)
     const last = await runScript(this.redis, DELETE, this.keys(group), [group])
     return last === null ? null : Number(last)
   }
@@ -142,11 +145,33 @@ export class RedisStore implements Store {
   // --- terminals ----------------------------------------------------------------------------
 
   async heartbeat (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
-    return await this.op('heartbeat', group, opts?.createWith, terminalArgs(clientId, input), opts?.maxTerminals)
+    return await this.terminalOp('heartbeat', group, terminalArgs(clientId, input), opts)
   }
 
   async ready (group: string, clientId: string, input: HeartbeatInput, opts?: TerminalOpOptions): Promise<OpResult> {
-    return await this.op('ready', group, opts?.createWith, terminalArgs(clientId, input), opts?.maxTerminals)
+    return await this.terminalOp('ready', group, terminalArgs(clientId, input), opts)
+  }
+
+  /**
+   * A terminal's heartbeat or ready. The configuration to create the group with (autoCreateGroups)
+   * goes to Redis only while this process has not seen the group exist: sent with every heartbeat
+   * it was most of the bytes and garbage of the call (a payload may be 16 KiB). A group deleted
+   * meanwhile (by any process) answers `unknown_group` before the script writes anything, and the
+   * call is made again with the configuration.
+   */
+  private async terminalOp (name: 'heartbeat' | 'ready', group: string, args: string[], opts?: TerminalOpOptions): Promise<OpResult> {
+    if (opts?.createWith !== undefined && this.existing.has(group)) {
+      try {
+        return await this.op(name, group, undefined, args, opts.maxTerminals)
+      } catch (err) {
+        if (!(err instanceof RgError && err.code === 'unknown_group')) throw err
+        this.existing.delete(group)
+      }
+    }
+    const res = await this.op(name, group, opts?.createWith, args, opts?.maxTerminals)
+    if (this.existing.size >= MAX_KEY_LISTS) this.existing.clear()
+    this.existing.add(group)
+    return res
   }
 
   async done (group: string, clientId: string, input: DoneInput): Promise<OpResult> {
