@@ -7,8 +7,7 @@ import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { AuthRequest, Authorize } from '../gateway/index.js'
-import { AuthService, PasswdError, TokenError, httpAuthorizer, publicKeyFile, secretKey, type TokenKey } from '../plugins/auth/index.js'
+import { AuthService, PasswdError, TokenError, publicKeyFile, secretKey, type TokenKey } from '../plugins/auth/index.js'
 import { ConfigError, authOn, isLoopback } from './config.js'
 import type { Settings } from './settings.js'
 
@@ -46,12 +45,6 @@ export async function createAuth (settings: Settings, log: Logger, redis?: Redis
     if (err instanceof PasswdError || err instanceof TokenError) throw new ConfigError(err.message)
     throw err
   }
-}
-
-/** The gateway's authorization hook from the auth service. */
-export function gatewayAuthorize (auth: AuthService): Authorize {
-  const check = httpAuthorizer(auth)
-  return async (req: AuthRequest) => await check({ who: req.who, group: req.group, clientId: req.clientId, authorization: req.authorization })
 }
 
 /** The address an MQTT client connected from (TCP/TLS socket, or the WebSocket's HTTP request). */

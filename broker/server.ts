@@ -7,22 +7,22 @@ import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
 import { startGateway, type Gateway } from '../gateway/index.js'
 import { installAlerts, type Alerts } from '../plugins/alerts/index.js'
-import { Acl, installMqttAuth, type AuthService, type MqttAuth } from '../plugins/auth/index.js'
+import { Acl, httpAuthorizer, installMqttAuth, type AuthService, type MqttAuth } from '../plugins/auth/index.js'
 import { isRgError } from '../plugins/errors.js'
-import { clientById } from '../plugins/internals.js'
+import { clientById, limitPacketLength } from '../plugins/internals.js'
 import { ConnectionGate } from '../plugins/limits/connections.js'
 import { IdleGroupSweeper } from '../plugins/limits/idle-groups.js'
 import { OfflineQueueBound } from '../plugins/limits/offline-queue.js'
 import { RateLimits } from '../plugins/limits/rate.js'
 import { createMetrics, type Metrics } from '../plugins/metrics/index.js'
-import { limitPacketSize, refuseEmptyIdWithSession, refuseWhileUnavailable, refuseWildcardIds } from '../plugins/mqtt-guards.js'
+import { refuseEmptyIdWithSession, refuseWhileUnavailable, refuseWildcardIds } from '../plugins/mqtt-guards.js'
 import { Engine, installSchedulerDoor, Topics, type MqttDoor } from '../plugins/scheduler/index.js'
 import { installSys, type Sys } from '../plugins/sys/index.js'
 import { backendFor } from './backend.js'
 import { ConfigError } from './config.js'
 import type { Settings } from './settings.js'
 import { openMqttListeners, type MqttPorts } from './listeners.js'
-import { addressOf, createAuth, gatewayAuthorize } from './security.js'
+import { addressOf, createAuth } from './security.js'
 import { version } from './version.js'
 
 export interface Ports extends MqttPorts { http: number }
@@ -58,14 +58,16 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   const backend = await backendFor(settings, log)
   let engine: Engine | null = null
   let auth: AuthService | null = null
+  let autoCreate: boolean
   try {
     auth = await createAuth(settings, log, backend.redis)
+    // PROTOCOL section 2: on without authentication, off with it, unless the operator says
+    autoCreate = settings.autoCreateGroups ?? auth === null
     engine = new Engine({
       store: backend.store,
       bus: backend.bus,
       logger: log.child({ module: 'engine' }),
-      // PROTOCOL section 2: on without authentication, off with it, unless the operator says
-      autoCreateGroups: settings.autoCreateGroups ?? auth === null,
+      autoCreateGroups: autoCreate,
       groupDefaults: settings.groupDefaults,
       groups: settings.groups,
       sweepMs: settings.sweepMs,
@@ -79,7 +81,6 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
     if (isRgError(err)) throw new ConfigError(`configuration: ${err.message}`)
     throw err
   }
-  const autoCreate = settings.autoCreateGroups ?? auth === null
 
   const broker = await Aedes.createBroker({
     concurrency: 1000,
@@ -95,7 +96,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   refuseEmptyIdWithSession(broker, log)
   refuseWildcardIds(broker, log)
   if (settings.redis !== null) refuseWhileUnavailable(broker, backend.available, log)
-  limitPacketSize(broker, settings.maxPacketBytes)
+  limitPacketLength(broker, settings.maxPacketBytes)
   const offlineQueue = new OfflineQueueBound(backend.aedes.persistence, {
     max: settings.maxOfflineMessages,
     connected: (id) => clientById(broker, id) !== undefined,
@@ -170,7 +171,7 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
         port: settings.httpPort,
         logger: log.child({ module: 'http' }),
         metrics,
-        authorize: auth !== null ? gatewayAuthorize(auth) : undefined,
+        authorize: auth !== null ? httpAuthorizer(auth) : undefined,
         login: auth?.usesPasswd === true ? async (u, p) => await auth.login(u, p) : undefined,
         rateLimit: async (address, clientId) => await rate.consume(clientId, address),
         trustedProxies: settings.trustedProxies,

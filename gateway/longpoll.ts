@@ -13,6 +13,7 @@ import { RgError } from '../plugins/errors.js'
 import type { ActiveRelease, DoorObserver, Engine, HeartbeatInput } from '../plugins/scheduler/index.js'
 import type { Exchange } from './respond.js'
 import { TimerWheel, type WheelEntry } from './wheel.js'
+import { isLoopbackAddress } from '../plugins/limits/address.js'
 
 export const DEFAULT_WAIT_S = 30
 export const MAX_WAIT_S = 120
@@ -50,7 +51,6 @@ export interface LongPollOptions {
   exemptLoopback?: boolean
 }
 
-const LOOPBACK = /^(?:127\.|::1$|::ffff:127\.)/
 
 export class LongPolls {
   private readonly engine: Engine
@@ -119,7 +119,7 @@ export class LongPolls {
    */
   poll (ex: Exchange, group: string, clientId: string, after: number, waitS: number, input: HeartbeatInput = {}, address = ''): void {
     const older = this.byGroup.get(group)?.get(clientId)
-    const counted = this.exemptLoopback && LOOPBACK.test(address) ? null : address
+    const counted = this.exemptLoopback && isLoopbackAddress(address) ? null : address
     // a poll that supersedes an older one of the same group and clientId takes its place
     const again = older !== undefined ? 1 : 0
     if ((this.perClient.get(clientId) ?? 0) - again >= this.maxPerClient) {

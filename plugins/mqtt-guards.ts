@@ -42,9 +42,3 @@ export function refuseWildcardIds (broker: Aedes, log: Logger): void {
 export function refuseWhileUnavailable (broker: Aedes, available: () => boolean, log: Logger): void {
   refuseConnect(broker, 3, () => !available(), log, 'shared state unreachable')
 }
-
-/**
- * Close any connection that announces a packet larger than `maxBytes`, before buffering it: the
- * remaining-length header is checked as soon as it is parsed (the parser hook is in internals.ts).
- */
-export { limitPacketLength as limitPacketSize } from './internals.js'

@@ -70,21 +70,20 @@ export class Acl {
 
   /** May this client publish on `topic`? */
   mayPublish (id: Identity, clientId: string, topic: string): boolean {
-    if (id.role === 'admin') return true
-    const t = topic.split('/')
-    for (const r of this.rules) {
-      if (!r.write || !applies(r, id)) continue
-      if (matches(subst(r.levels, id, clientId), t)) return r.allow
-    }
-    return false
+    return this.first('write', id, clientId, topic)
   }
 
   /** May this client receive a message published on `topic`? (synchronous, no I/O: authorizeForward) */
   mayRead (id: Identity, clientId: string, topic: string): boolean {
+    return this.first('read', id, clientId, topic)
+  }
+
+  /** The first rule for this access that applies to the client and matches `topic` decides; none: deny. */
+  private first (access: 'read' | 'write', id: Identity, clientId: string, topic: string): boolean {
     if (id.role === 'admin') return true
     const t = topic.split('/')
     for (const r of this.rules) {
-      if (!r.read || !applies(r, id)) continue
+      if (!r[access] || !applies(r, id)) continue
       if (matches(subst(r.levels, id, clientId), t)) return r.allow
     }
     return false

@@ -18,7 +18,7 @@ export function schedulerRefusal (id: Identity, kind: SchedulerKind, group: stri
   return null
 }
 
-/** Levels of a topic or filter after the prefix: [group, kind, ...]. */
+/** May `id` use the group level of a filter (a wildcard only with every group)? */
 function groupAllowed (id: Identity, group: string | undefined): boolean {
   if (group === undefined) return false
   if (group === '+' || group === '#') return id.groups.all
@@ -28,19 +28,16 @@ function groupAllowed (id: Identity, group: string | undefined): boolean {
 /** May `id` (connected as `clientId`) subscribe to this filter under the prefix? */
 export function maySubscribePrefixed (id: Identity, clientId: string, levels: string[]): boolean {
   if (id.role === 'admin') return true
-  const [group, kind, a, b] = levels
+  const [group, kind] = levels
   if (!groupAllowed(id, group)) return false
   switch (kind) {
     case undefined: case '+': case '#': case 'state': case 'rounds': case 'jobs':
       return group !== '#' || kind === undefined
-    case 'release':
-      return id.role === 'terminal' && levels.length === 2
-    case 'error':
-      return levels.length === 3 && ownId(id, clientId, a)
-    case 'ctl':
-      return levels.length === 4 && a === 'result' && ownId(id, clientId, b)
+    case 'release': case 'error': case 'ctl':
+      // a topic the reader may receive only when it is addressed to it: the same rule as delivery
+      return mayReadPrefixed(id, clientId, levels)
     default:
-      return false // hb, ready, done, leave, ctl: consumed by the broker, nothing to read
+      return false // hb, ready, done, leave: consumed by the broker, nothing to read
   }
 }
 

@@ -3,8 +3,7 @@
 // byte of it. Loopback addresses are not counted per address unless `exemptLoopback` is off.
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-
-const LOOPBACK = /^(?:127\.|::1$|::ffff:127\.)/
+import { isLoopbackAddress } from './address.js'
 
 export interface ConnectionLimitOptions {
   maxConnections: number
@@ -32,7 +31,7 @@ export class ConnectionGate {
    * closes; false, and it has been destroyed.
    */
   admit (conn: Duplex | Socket, address: string | undefined): boolean {
-    const key = address === undefined || (this.opts.exemptLoopback && LOOPBACK.test(address)) ? null : address
+    const key = address === undefined || (this.opts.exemptLoopback && isLoopbackAddress(address)) ? null : address
     const n = key === null ? 0 : this.perIp.get(key) ?? 0
     if (this.total >= this.opts.maxConnections || n >= this.opts.maxPerIp) {
       this.refused++

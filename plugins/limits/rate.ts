@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import { RgError } from '../errors.js'
+import { isLoopbackAddress } from './address.js'
 
 export interface RateLimitOptions {
   perClientPerS: number
@@ -19,7 +20,6 @@ export interface RateLimitOptions {
   logger: Logger
 }
 
-const LOOPBACK = /^(?:127\.|::1$|::ffff:127\.)/
 
 export class RateLimits {
   private readonly perClient: RateLimiterAbstract
@@ -50,7 +50,7 @@ export class RateLimits {
   async consume (clientId: string | undefined, address: string | undefined): Promise<void> {
     const jobs: Array<Promise<unknown>> = []
     if (clientId !== undefined && clientId !== '') jobs.push(this.perClient.consume(clientId))
-    if (address !== undefined && address !== '' && !(this.opts.exemptLoopback && LOOPBACK.test(address))) jobs.push(this.perIp.consume(address))
+    if (address !== undefined && address !== '' && !(this.opts.exemptLoopback && isLoopbackAddress(address))) jobs.push(this.perIp.consume(address))
     if (jobs.length === 0) return
     const results = await Promise.allSettled(jobs)
     for (const r of results) {
