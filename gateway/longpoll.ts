@@ -177,8 +177,6 @@ export class LongPolls {
     this.wheel.drain()
   }
 
-
-
   private detach (w: Waiter): void {
     if (!w.attached) return
     w.attached = false

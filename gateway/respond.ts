@@ -95,8 +95,8 @@ export class Exchange {
   }
 
   /**
-   * Answer with a body: one string, or parts sent back to back as one body (a large shared
-   * prefix and a short tail, without joining them in JavaScript).
+   * Answer with a body: one string, or parts (a release's shared pieces and its tail) written as
+   * one body.
    */
   send (status: number, body: string | readonly Uint8Array[], opts: SendOptions = {}, code?: ErrorCode): boolean {
     const headed = { ...opts, contentType: opts.contentType ?? 'application/json' }

@@ -73,6 +73,8 @@ export interface RouteDef {
   body?: boolean
   /** a terminal call: fields come from query parameters and the body, `clientId` among them */
   terminal?: boolean
+  /** not counted by the request rate limits (health checks a supervisor or balancer repeats) */
+  unlimited?: boolean
   /** answers a Reply, or undefined when it answers `call.ex` itself later (the long-poll) */
   handle: (call: Call) => Promise<Reply | undefined>
 }
@@ -179,7 +181,7 @@ export class Router {
     const fields = route.terminal === true ? terminalFields(rawQuery, body) : {}
     const call: Call = { ex, params, query: new URLSearchParams(rawQuery), body, fields, address: remoteAddress }
     const clientId = typeof fields.clientId === 'string' ? fields.clientId : undefined
-    if (this.opts.rateLimit !== undefined && path !== '/healthz' && path !== '/readyz') await this.opts.rateLimit(remoteAddress, clientId)
+    if (this.opts.rateLimit !== undefined && route.unlimited !== true) await this.opts.rateLimit(remoteAddress, clientId)
     if (this.opts.authorize !== undefined) {
       const scope = await this.opts.authorize({
         who: route.who,

@@ -82,12 +82,14 @@ export function opsRoutes (engine: Engine, isReady: () => Promise<boolean>, metr
       method: 'GET',
       path: '/healthz',
       who: 'anyone',
+      unlimited: true,
       handle: async () => ({ status: 200, json: { status: 'ok' } })
     },
     {
       method: 'GET',
       path: '/readyz',
       who: 'anyone',
+      unlimited: true,
       handle: async () => {
         let ok: boolean
         try {

@@ -38,9 +38,12 @@ export class SqlHistory {
     this.containing = db.prepare('SELECT round, summary FROM history WHERE grp = ? AND instr(summary, ?) > 0 ORDER BY round DESC')
   }
 
-  /** A round ended: keep its summary, and trim the group to its count (inside the caller's transaction). */
-  append (s: RoundSummary): void {
-    this.insert.run(s.group, s.round, s.outcome, s.endedAt, JSON.stringify(s))
+  /**
+   * A round ended: keep its summary, and trim the group to its count (inside the caller's
+   * transaction). `text`: the summary's JSON when the caller already made it.
+   */
+  append (s: RoundSummary, text = JSON.stringify(s)): void {
+    this.insert.run(s.group, s.round, s.outcome, s.endedAt, text)
     const last = this.cutoff.get(s.group, this.limit) as number | undefined
     if (last !== undefined) this.trimBelow.run(s.group, last)
   }

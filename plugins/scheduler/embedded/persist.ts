@@ -47,6 +47,7 @@ export class Persister {
     const rows = this.rows
     const name = m.name
     const c = m.changes
+    let endedText: string | undefined
     if (created) rows.dropTombstone.run(name)
     if (created || c.config) rows.putConfig.run(name, JSON.stringify(m.config))
     rows.scalars(name, m.scalars())
@@ -58,7 +59,8 @@ export class Persister {
     if (c.ended !== null) {
       // the round's summary holds its done reports and drops: the rows of the round go, once the
       // rows of the terminals it took are brought up to date from its release
-      this.history.append(c.ended)
+      endedText = JSON.stringify(c.ended)
+      this.history.append(c.ended, endedText)
       rows.settleTaken.run({ g: name })
       rows.clearRound.run(name)
     } else if (m.current !== null) {
@@ -80,10 +82,8 @@ export class Persister {
       const j = m.jobs.get(id)
       if (j === undefined) rows.dropJob.run(name, id)
       else {
-        rows.job(name, {
-          id: j.id, seq: j.seq, payload: j.payload, priority: j.priority, state: j.state, submittedAt: j.submittedAt,
-          startedAt: j.startedAt, endedAt: j.endedAt, attempts: j.attempts, rounds: j.rounds, result: j.result
-        })
+        // a job whose round just ended holds that round's summary as its result: its JSON once
+        rows.job(name, j, j.result === c.ended ? endedText : undefined)
       }
     }
   }

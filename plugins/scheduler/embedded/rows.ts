@@ -214,7 +214,6 @@ export class Rows {
   readonly putRelease
   readonly putDone
   readonly putDropped
-  readonly putSummary
   readonly putJob
   readonly dropJob
   readonly clearRound
@@ -244,7 +243,6 @@ export class Rows {
     // seq: the report's place in arrival order (the caller counts; a count(*) here would be O(n) each)
     this.putDone = db.prepare('INSERT OR REPLACE INTO done (grp, round, id, seq, ok, result, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.putDropped = db.prepare('INSERT OR IGNORE INTO dropped (grp, round, id, seq) VALUES (?, ?, ?, ?)')
-    this.putSummary = db.prepare('INSERT OR REPLACE INTO history (grp, round, outcome, ended_at, summary) VALUES (?, ?, ?, ?, ?)')
     this.putJob = db.prepare(`INSERT INTO jobs (grp, id, seq, payload, priority, state, submitted_at, started_at, ended_at, attempts, rounds, result)
       VALUES (@grp, @id, @seq, @payload, @priority, @state, @submittedAt, @startedAt, @endedAt, @attempts, @rounds, @result)
       ON CONFLICT (grp, id) DO UPDATE SET state = excluded.state, started_at = excluded.started_at, ended_at = excluded.ended_at,
@@ -265,13 +263,14 @@ export class Rows {
     this.putScalars.run({ name, ...s, retry: s.retry === null ? null : JSON.stringify(s.retry) })
   }
 
-  job (group: string, j: JobRow): void {
+  /** `resultText`: the JSON of `j.result` when the caller already made it (the round's summary). */
+  job (group: string, j: JobRow, resultText?: string): void {
     this.putJob.run({
       grp: group,
-      ...j,
+      id: j.id, seq: j.seq, priority: j.priority, state: j.state, submittedAt: j.submittedAt, startedAt: j.startedAt, endedAt: j.endedAt, attempts: j.attempts,
       payload: JSON.stringify(j.payload ?? null),
       rounds: JSON.stringify(j.rounds),
-      result: j.result === null || j.result === undefined ? null : JSON.stringify(j.result)
+      result: j.result === null || j.result === undefined ? null : resultText ?? JSON.stringify(j.result)
     })
   }
 }

@@ -291,8 +291,8 @@ export class MemoryStore implements Store {
   }
 }
 
-/** The durable scalars of a model, as one comparable string (updatedAt aside). */
+/** The durable scalars of a model (GroupModel.scalars), as one comparable string, updatedAt aside. */
 function scalarsSig (m: GroupModel): string {
-  const r = m.retry
-  return `${m.phase}|${m.round}|${m.releasedAt}|${m.resetUntil}|${m.lastTick}|${m.evalTick}|${m.missed}|${r === null ? '' : `${r.attempt}/${r.at}/${r.job}`}`
+  const { updatedAt: _updatedAt, ...durable } = m.scalars()
+  return JSON.stringify(durable)
 }

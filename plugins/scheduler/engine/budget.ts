@@ -47,10 +47,6 @@ export class MetaBudget {
     this.max = max
   }
 
-  get bytes (): number {
-    return this.total
-  }
-
   /** Throws `unavailable` when keeping `bytes` of meta for this terminal would pass the budget. */
   check (group: string, id: string, bytes: number): void {
     const old = this.groups.get(group)?.get(id)?.bytes ?? 0

@@ -176,8 +176,7 @@ export class EngineCore extends EventEmitter<EngineEvents> {
     const s = res.state
     for (const ev of res.events) {
       if (SHARED.has(ev.type)) {
-        this.onEvent(ev, true)
-        this.bus.publish(ev)
+        this.share(ev)
       } else if (ev.type === 'job') {
         this.notify('job', ev.job)
       } else {
@@ -191,6 +190,12 @@ export class EngineCore extends EventEmitter<EngineEvents> {
     if (res.changed || phaseChanged) this.notify('changed', s, phaseChanged)
     this.clock.wake(s.group, res.timing.wakeAt)
     return res
+  }
+
+  /** An event every process must hear: here first, then the others through the bus. */
+  protected share (ev: BusEvent): void {
+    this.onEvent(ev, true)
+    this.bus.publish(ev)
   }
 
   /**

@@ -3,12 +3,11 @@
 // to the core (core.ts), which turns it into events. It knows nothing of MQTT or HTTP.
 import { randomUUID } from 'node:crypto'
 import { RgError } from '../../errors.js'
-import type { BusEvent } from './bus.js'
 import { EngineCore } from './core.js'
 import { mergeConfig, parsePartialConfig, publicConfig } from './group-config.js'
 import type { ActiveRelease } from './release.js'
 import type { GroupSnapshot } from './store.js'
-import type { GroupConfig, GroupState, Job, JobState, Phase, RoundSummary, TerminalRound, TerminalView } from './types.js'
+import type { GroupConfig, GroupState, Job, JobInput, JobState, Phase, RoundSummary, TerminalRound, TerminalView } from './types.js'
 import {
   asBody, checkClientId, checkGroupName, checkJobId, parseCtl, parseDone, parseHeartbeat, parseJob, parseQueryInt
 } from './validate.js'
@@ -96,7 +95,7 @@ export class Engine extends EngineCore {
   async ctl (group: string, body: unknown): Promise<{ ok: true, job?: Job }> {
     const op = parseCtl(body)
     this.checkQuiet(group, `ctl ${op.op}`)
-    if (op.op === 'submit') return { ok: true, job: (await this.submitJob(group, op.job)).job }
+    if (op.op === 'submit') return { ok: true, job: (await this.submit(group, op.job)).job }
     const res = this.apply(await this.store.ctl(checkGroupName(group), op))
     return res.job === undefined ? { ok: true } : { ok: true, job: res.job }
   }
@@ -122,9 +121,7 @@ export class Engine extends EngineCore {
     // the store answers the group's last round: every process then knows which releases are stale
     const round = await this.store.deleteGroup(checkGroupName(group))
     if (round === null) throw new RgError('unknown_group', `no group named ${group}`)
-    const ev: BusEvent = { type: 'deleted', group, round }
-    this.onEvent(ev, true)
-    this.bus.publish(ev)
+    this.share({ type: 'deleted', group, round })
   }
 
   async getGroup (group: string): Promise<{ config: GroupConfig, state: GroupState }> {
@@ -173,7 +170,11 @@ export class Engine extends EngineCore {
 
   /** Submit a job: 201 when created, 200 with the existing job when its id was known. */
   async submitJob (group: string, body: unknown): Promise<{ job: Job, created: boolean }> {
-    const input = parseJob(body)
+    return await this.submit(group, parseJob(body))
+  }
+
+  /** A job parsed and checked (parseJob: over HTTP here, inside parseCtl over MQTT). */
+  private async submit (group: string, input: JobInput): Promise<{ job: Job, created: boolean }> {
     const res = this.apply(await this.store.ctl(checkGroupName(group), { op: 'submit', job: { ...input, id: input.id ?? randomUUID() } }))
     if (res.job === undefined) throw new RgError('unavailable', 'the store did not answer the job')
     return { job: res.job, created: res.created === true }

@@ -7,17 +7,20 @@ import { Cron } from 'croner'
 /** Ticks handed to one transition at most (a long outage is counted in bulk, see `missedBetween`). */
 export const MAX_TICKS = 64
 
-const cache = new Map<string, Cron>()
+/** A parsed expression, and its last answer to nextTick (asked several times per transition). */
+interface Entry { cron: Cron, after: number, next: number | null }
 
-function cronOf (schedule: string, tz: string): Cron {
+const cache = new Map<string, Entry>()
+
+function entryOf (schedule: string, tz: string): Entry {
   const key = `${tz}\n${schedule}`
-  let c = cache.get(key)
-  if (c === undefined) {
-    c = new Cron(schedule, { timezone: tz, paused: true })
+  let e = cache.get(key)
+  if (e === undefined) {
+    e = { cron: new Cron(schedule, { timezone: tz, paused: true }), after: NaN, next: null }
     if (cache.size > 1000) cache.clear() // bounded: schedules are few, but they come from users
-    cache.set(key, c)
+    cache.set(key, e)
   }
-  return c
+  return e
 }
 
 /** Why `schedule`/`scheduleTz` cannot be used, or null when they can. */
@@ -45,12 +48,17 @@ export function validTimeZone (tz: string): boolean {
 
 /** The first tick strictly after `after` (epoch ms), or null when the expression has no more. */
 export function nextTick (schedule: string, tz: string, after: number): number | null {
-  return cronOf(schedule, tz).nextRun(new Date(after))?.getTime() ?? null
+  const e = entryOf(schedule, tz)
+  if (e.after !== after) {
+    e.next = e.cron.nextRun(new Date(after))?.getTime() ?? null
+    e.after = after
+  }
+  return e.next
 }
 
 /** Up to `max` ticks strictly after `after`, while they are ≤ `until`. */
 export function ticksBetween (schedule: string, tz: string, after: number, until: number, max = MAX_TICKS): number[] {
-  const c = cronOf(schedule, tz)
+  const c = entryOf(schedule, tz).cron
   const out: number[] = []
   let t = after
   while (out.length < max) {

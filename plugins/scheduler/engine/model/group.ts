@@ -170,8 +170,9 @@ export class GroupModel {
     } else {
       throw new RgError('bad_request', `job ${id} is already ${job.state}`)
     }
-    this.events.push({ type: 'job', job: publicJob(job) })
-    return publicJob(job)
+    const pub = publicJob(job)
+    this.events.push({ type: 'job', job: pub })
+    return pub
   }
 
   // --- time -----------------------------------------------------------------------------------

@@ -108,11 +108,6 @@ export class Jobs {
     return all.slice(0, q.limit).map(publicJob)
   }
 
-  /** Every job kept, as stored (for the embedded store). */
-  all (): StoredJob[] {
-    return [...this.byId.values()]
-  }
-
   /** Put a job back as it was stored (embedded store start-up). */
   restore (job: StoredJob): void {
     this.byId.set(job.id, job)
