@@ -6,19 +6,9 @@ import type { MqttClient } from 'mqtt'
 import t from 'tap'
 import { connect, freePort, Inbox, send, sleep, waitFor } from './helpers/broker.js'
 import { call, get, post } from './helpers/http.js'
+import { rng } from './helpers/crash.js'
 import { fleet, type Fleet } from './helpers/rounds.js'
 import type { Test } from 'tap'
-
-/** A seeded PRNG (mulberry32): the same seed, the same priorities. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 async function jobsFleet (t: Test, config: Record<string, unknown>, settings: Record<string, unknown> = {}): Promise<{ f: Fleet, base: string }> {
   const f = await fleet(t, config, { httpPort: await freePort(), ...settings })
