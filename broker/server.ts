@@ -137,8 +137,11 @@ export async function startServer (settings: Settings, log: Logger): Promise<Run
   }
   await door.publishAllStates()
   // after every plugin that chains authorizeForward (auth), so refused messages are not counted
+  const readers = mqttAuth
   sys = installSys(broker, {
     engine,
+    // with authentication on, $SYS/roundgate is for viewers and admins (PROTOCOL section 7)
+    canRead: readers === null ? undefined : (client) => { const role = readers.identity(client)?.role; return role === 'viewer' || role === 'admin' },
     intervalS: settings.sysIntervalS,
     version: version(),
     logger: log.child({ module: 'sys' }),

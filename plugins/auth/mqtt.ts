@@ -123,10 +123,9 @@ export class MqttAuth {
     chainAuthorizeSubscribe(broker, async (client, sub, next) => {
       const id = this.identity(client)
       if (id === null) return null
-      // $SYS/roundgate/...: viewers and admins (the broker's own figures), whatever the ACL says
-      const ok = isSysFilter(sub.topic)
-        ? id.role !== 'terminal'
-        : sub.topic.startsWith(this.head)
+      // $SYS/roundgate/...: not the ACL's; the sys plugin's canRead (viewers and admins) decides
+      if (isSysFilter(sub.topic)) return await next()
+      const ok = sub.topic.startsWith(this.head)
           ? maySubscribePrefixed(id, client.id, sub.topic.split('/').slice(this.prefixDepth))
           : opts.acl.maySubscribe(id, client.id, sub.topic)
       if (!ok) {
@@ -141,9 +140,8 @@ export class MqttAuth {
       const id = this.sessions.get(client)
       if (id === undefined || !isCurrent(id)) return null
       const topic = packet.topic
-      const ok = topic.startsWith(SYS_PREFIX)
-        ? id.role !== 'terminal'
-        : topic.startsWith(this.head)
+      if (topic.startsWith(SYS_PREFIX)) return prev(client, packet) // the sys plugin's canRead decides
+      const ok = topic.startsWith(this.head)
           ? mayReadPrefixed(id, client.id, topic.split('/').slice(this.prefixDepth))
           : opts.acl.mayRead(id, client.id, topic)
       return ok ? prev(client, packet) : null

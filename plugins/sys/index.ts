@@ -16,8 +16,8 @@
 // instead, since every process's messages reach every subscriber; the group counts are the same
 // from every process. Clients cannot publish under $SYS/ (aedes refuses it and closes the connection).
 //
-// Reading: with no `canRead`, anyone may subscribe. With authentication on, the auth plugin passes
-// `canRead` (true for viewers and admins): a subscription whose filter can match anything under
+// Reading: with no `canRead`, anyone may subscribe. With authentication on, broker/server.ts passes
+// `canRead` (from the auth plugin's identity: true for viewers and admins): a subscription whose filter can match anything under
 // $SYS/roundgate (isSysFilter) is then refused with SUBACK 0x80 for anyone else, so neither live
 // nor retained values reach them. Install this plugin after the auth plugin, so that messages the
 // auth plugin's authorizeForward refuses are not counted as sent.
