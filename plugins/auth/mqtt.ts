@@ -39,7 +39,9 @@ export class MqttAuth {
   private readonly opts: MqttAuthOptions
   private readonly log: Logger
   private readonly head: string
-  private readonly prefixDepth: number
+  /** the levels after the prefix of the last topic forwarded (aedes asks once per subscriber) */
+  private lastTopic = ''
+  private lastLevels: string[] = []
   /** each authenticated client's identity, as its credentials say now */
   private readonly sessions = new WeakMap<Client, Identity>()
   private readonly live = new Set<Client>()
@@ -52,7 +54,6 @@ export class MqttAuth {
     this.opts = opts
     this.log = opts.logger
     this.head = opts.prefix + '/'
-    this.prefixDepth = opts.prefix.split('/').length
     this.guard = {
       isAdmin: (client) => this.identity(client)?.role === 'admin',
       mayPublish: (client, packet, kind, group) => {
@@ -126,7 +127,7 @@ export class MqttAuth {
       // $SYS/roundgate/...: not the ACL's; the sys plugin's canRead (viewers and admins) decides
       if (isSysFilter(sub.topic)) return await next()
       const ok = sub.topic.startsWith(this.head)
-          ? maySubscribePrefixed(id, client.id, sub.topic.split('/').slice(this.prefixDepth))
+          ? maySubscribePrefixed(id, client.id, sub.topic.slice(this.head.length).split('/'))
           : opts.acl.maySubscribe(id, client.id, sub.topic)
       if (!ok) {
         this.log.debug({ clientId: client.id, filter: sub.topic }, 'subscription refused')
@@ -142,10 +143,19 @@ export class MqttAuth {
       const topic = packet.topic
       if (topic.startsWith(SYS_PREFIX)) return prev(client, packet) // the sys plugin's canRead decides
       const ok = topic.startsWith(this.head)
-          ? mayReadPrefixed(id, client.id, topic.split('/').slice(this.prefixDepth))
+          ? mayReadPrefixed(id, client.id, this.levelsOf(topic))
           : opts.acl.mayRead(id, client.id, topic)
       return ok ? prev(client, packet) : null
     })
+  }
+
+  /** The levels of a topic under the prefix, split once for all the subscribers of one message. */
+  private levelsOf (topic: string): string[] {
+    if (topic !== this.lastTopic) {
+      this.lastLevels = topic.slice(this.head.length).split('/')
+      this.lastTopic = topic
+    }
+    return this.lastLevels
   }
 
   private async authenticate (client: Client, username: string | undefined, password: Buffer | undefined): Promise<boolean> {
